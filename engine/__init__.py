@@ -1,0 +1,73 @@
+"""engine: a from-scratch convolution engine with autograd and a PyTorch-style API.
+
+>>> import engine
+>>> x = engine.ones(1, 1, 6, 8, requires_grad=True)
+>>> y = engine.nn.functional.conv2d(x, engine.tensor([[[[1.0, -1.0]]]]))
+>>> y.sum().backward()
+"""
+from engine import backend as backends  # noqa: F401  (engine.backends.set_backend, ...)
+from engine import cuda
+from engine.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from engine.autotune import get_conv_algo, set_conv_algo
+from engine.backend import get_backend, set_backend
+from engine.creation import (arange, as_tensor, empty, from_numpy, full, linspace, ones, ones_like, rand, randint,
+                             randn, tensor, zeros, zeros_like)
+from engine.device import bool_ as bool  # noqa: A004
+from engine.device import (device, double, float, float16, float32, float64, int32, int64, long,  # noqa: A004
+                           uint8)
+from engine.random import get_rng_state, manual_seed, set_rng_state
+from engine.tensor import Size, Tensor
+from engine.threads import get_num_threads, set_num_threads
+from engine import nn, optim  # noqa: E402  (nn and optim need the names above)
+from engine.gradcheck import gradcheck  # noqa: E402
+
+
+def sigmoid(input):
+    return input.sigmoid()
+
+
+def relu(input):
+    return input.relu()
+
+
+def tanh(input):
+    return input.tanh()
+
+
+def exp(input):
+    return input.exp()
+
+
+def log(input):
+    return input.log()
+
+
+def sum(input, dim=None, keepdim=False):  # noqa: A001
+    return input.sum(dim, keepdim)
+
+
+def mean(input, dim=None, keepdim=False):
+    return input.mean(dim, keepdim)
+
+
+def max(input, dim=None, keepdim=False):  # noqa: A001
+    return input.max(dim, keepdim)
+
+
+def argmax(input, dim=None, keepdim=False):
+    return input.argmax(dim, keepdim)
+
+
+def matmul(a, b):
+    return a @ b
+
+
+def equal(a, b) -> bool:
+    return a.equal(b)
+
+
+def is_tensor(obj) -> bool:
+    return isinstance(obj, Tensor)
+
+
+__version__ = "0.1.0"

@@ -1,0 +1,71 @@
+"""Choosing between conv algorithms: forced per call/module, globally, or timed once per shape.
+
+With ``algo='auto'`` the first call of a kernel at a new (backend, shapes, dtype, geometry) runs
+every algorithm (a warm-up call, then a timed one), keeps the fastest for the rest of the process
+(like cuDNN's benchmark mode) and returns its result, so no work is wasted.
+"""
+from __future__ import annotations
+
+import time
+from typing import Dict, Tuple
+
+ALGOS = ("im2col", "direct")
+CHOICES = ALGOS + ("auto",)
+
+_global_algo = "auto"
+_choices: Dict[Tuple, str] = {}
+
+
+def check_algo(algo: str, name: str = "algo") -> str:
+    if algo not in CHOICES:
+        raise ValueError(f"{name} must be one of {CHOICES}, got {algo!r}")
+    return algo
+
+
+def set_conv_algo(algo: str) -> None:
+    """Force every ``algo='auto'`` convolution to ``'im2col'`` or ``'direct'`` (``'auto'`` restores timing)."""
+    global _global_algo
+    _global_algo = check_algo(algo)
+
+
+def get_conv_algo() -> str:
+    return _global_algo
+
+
+def chosen_algos() -> Dict[Tuple, str]:
+    """The cache of timed choices: key (backend, kernel, argument signature) -> algorithm."""
+    return dict(_choices)
+
+
+def clear_choices() -> None:
+    _choices.clear()
+
+
+def _signature(args) -> Tuple:
+    return tuple((a.shape, str(a.dtype)) if hasattr(a, "shape") else a for a in args)
+
+
+def run_conv_kernel(backend, kernel: str, algo: str, *args):
+    """``backend.<kernel>(*args, algo)`` with ``algo`` resolved as described in the module docstring."""
+    fn = getattr(backend, kernel)
+    if algo == "auto":
+        algo = _global_algo
+    if algo != "auto":
+        return fn(*args, algo)
+    key = (backend.NAME, kernel) + _signature(args)
+    choice = _choices.get(key)
+    if choice is not None:
+        return fn(*args, choice)
+    sync = getattr(backend, "synchronize", lambda: None)
+    best = None
+    for candidate in ALGOS:
+        fn(*args, candidate)  # warm-up: JIT compilation, caches
+        sync()
+        start = time.perf_counter()
+        out = fn(*args, candidate)
+        sync()
+        elapsed = time.perf_counter() - start
+        if best is None or elapsed < best[0]:
+            best = (elapsed, candidate, out)
+    _choices[key] = best[1]
+    return best[2]

@@ -1,0 +1,123 @@
+"""Creating tensors: ``tensor``, ``from_numpy``, ``zeros``/``ones``/``empty``/``full``/``arange``/``rand``/``randn``."""
+from __future__ import annotations
+
+import numpy as np
+
+from engine import backend, random
+from engine.device import device as Device
+from engine.device import float32, int64
+from engine.tensor import Tensor, _move, _shape_args
+
+
+def _place(array, device, requires_grad) -> Tensor:
+    target = Device(device) if device is not None else Device(backend.default_device_type())
+    if target.type != "cpu":
+        array = _move(array, target)
+    t = Tensor._wrap(array)
+    if requires_grad:
+        if t.dtype.kind not in "fc":
+            raise RuntimeError(f"only floating point tensors can require gradients, got dtype {t.dtype}")
+        t.requires_grad = True
+    return t
+
+
+def _float_dtype(dtype):
+    return float32 if dtype is None else np.dtype(dtype)
+
+
+def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A new tensor holding a copy of ``data`` (nested lists, scalars, numpy arrays or a Tensor).
+
+    Python floats become float32 (the default dtype), ints int64, bools bool; numpy arrays keep their dtype.
+
+    >>> engine.tensor([[1.0, -1.0]]).shape
+    engine.Size([1, 2])
+    """
+    if isinstance(data, Tensor):
+        data = data.detach().cpu().numpy()
+    if hasattr(data, "get") and not isinstance(data, np.ndarray):  # a cupy array
+        data = data.get()
+    if isinstance(data, np.ndarray):
+        array = np.array(data, dtype=dtype, copy=True)
+    else:
+        array = np.array(data)
+        if array.dtype == object:
+            raise TypeError(f"tensor: could not convert data of type {type(data).__name__} to a tensor")
+        if dtype is not None:
+            array = array.astype(dtype)
+        elif array.dtype.kind == "f":
+            array = array.astype(float32)
+        elif array.dtype.kind in "iu":
+            array = array.astype(int64)
+    return _place(array, device, requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    if isinstance(data, Tensor) and (dtype is None or data.dtype == np.dtype(dtype)):
+        return data if device is None else data.to(device)
+    return tensor(data, dtype=dtype, device=device)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing memory with ``array`` (changes to one show in the other)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    return Tensor._wrap(array)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _place(np.zeros(_shape_args(size), dtype=_float_dtype(dtype)), device, requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _place(np.ones(_shape_args(size), dtype=_float_dtype(dtype)), device, requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _place(np.empty(_shape_args(size), dtype=_float_dtype(dtype)), device, requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if dtype is None:
+        dtype = float32 if isinstance(fill_value, float) else (np.bool_ if isinstance(fill_value, bool) else int64)
+    return _place(np.full(_shape_args((size,)), fill_value, dtype=dtype), device, requires_grad)
+
+
+def zeros_like(t: Tensor, dtype=None, requires_grad=False) -> Tensor:
+    return _place(np.zeros(t.shape, dtype=dtype or t.dtype), t.device, requires_grad)
+
+
+def ones_like(t: Tensor, dtype=None, requires_grad=False) -> Tensor:
+    return _place(np.ones(t.shape, dtype=dtype or t.dtype), t.device, requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Values from ``start`` to ``end`` (exclusive); int64 when all arguments are ints, else float32."""
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        dtype = int64 if all(isinstance(v, int) for v in (start, end, step)) else float32
+    return _place(np.arange(start, end, step).astype(dtype), device, requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _place(np.linspace(start, end, steps).astype(_float_dtype(dtype)), device, requires_grad)
+
+
+def rand(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Uniform samples in [0, 1) from the engine's generator (seed it with ``engine.manual_seed``)."""
+    array = random.generator().random(_shape_args(size)).astype(_float_dtype(dtype))
+    return _place(array, device, requires_grad)
+
+
+def randn(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Standard normal samples from the engine's generator."""
+    array = random.generator().standard_normal(_shape_args(size)).astype(_float_dtype(dtype))
+    return _place(array, device, requires_grad)
+
+
+def randint(low, high=None, size=(), dtype=None, device=None) -> Tensor:
+    if high is None:
+        low, high = 0, low
+    array = random.generator().integers(low, high, size=_shape_args((size,))).astype(dtype or int64)
+    return _place(array, device, False)

@@ -1,0 +1,78 @@
+"""Devices and dtypes: ``engine.device('cpu' | 'cuda')`` and the dtype names torch users expect."""
+from __future__ import annotations
+
+import numpy as np
+
+float32 = np.dtype("float32")
+float64 = np.dtype("float64")
+float16 = np.dtype("float16")
+int32 = np.dtype("int32")
+int64 = np.dtype("int64")
+uint8 = np.dtype("uint8")
+bool_ = np.dtype("bool")
+float = float32  # noqa: A001  (torch.float is float32)
+double = float64
+long = int64
+
+_DTYPE_NAMES = {float32: "float32", float64: "float64", float16: "float16", int32: "int32",
+                int64: "int64", uint8: "uint8", bool_: "bool"}
+
+
+def dtype_name(dtype) -> str:
+    """``engine.float32`` style name of a numpy dtype, as used in reprs and errors."""
+    dtype = np.dtype(dtype)
+    return "engine." + _DTYPE_NAMES.get(dtype, dtype.name)
+
+
+class device:  # noqa: N801  (named like torch.device)
+    """Where a tensor lives: ``device('cpu')``, ``device('cuda')`` or ``device('cuda:0')``."""
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, spec="cpu", index=None):
+        if isinstance(spec, device):
+            self.type, self.index = spec.type, spec.index
+            return
+        if not isinstance(spec, str):
+            raise TypeError(f"device must be a string like 'cpu' or 'cuda', got {spec!r}")
+        kind, _, idx = spec.partition(":")
+        if kind not in ("cpu", "cuda"):
+            raise ValueError(f"device type must be 'cpu' or 'cuda', got {spec!r}")
+        if idx:
+            if not idx.isdigit():
+                raise ValueError(f"device index must be a non-negative int, got {spec!r}")
+            index = int(idx)
+        if kind == "cpu" and index not in (None, 0):
+            raise ValueError(f"the cpu device has no index {index}")
+        self.type = kind
+        self.index = (index or 0) if kind == "cuda" else None
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            other = device(other)
+        return isinstance(other, device) and (self.type, self.index) == (other.type, other.index)
+
+    def __hash__(self):
+        return hash((self.type, self.index))
+
+    def __str__(self):
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self):
+        return f"device(type='{self.type}'" + ("" if self.index is None else f", index={self.index}") + ")"
+
+
+def array_device(array) -> device:
+    """The device an array lives on (cupy arrays are on cuda)."""
+    if type(array).__module__.startswith("cupy"):
+        return device("cuda", array.device.id)
+    return device("cpu")
+
+
+def array_module(array):
+    """numpy, or cupy for a cupy array (without importing cupy otherwise)."""
+    if type(array).__module__.startswith("cupy"):
+        import cupy
+
+        return cupy
+    return np

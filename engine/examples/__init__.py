@@ -1,0 +1,1 @@
+"""Runnable examples: ``python -m engine.examples.edge_detection``."""

@@ -1,0 +1,77 @@
+"""2-D convolution (cross-correlation, as in torch): the Function and its checked wrapper."""
+from __future__ import annotations
+
+from engine.autograd import Function
+from engine.autotune import check_algo, run_conv_kernel
+from engine.backend import backend_for
+from kernels.shapes import conv2d_out_hw, pair
+
+
+class Conv2d(Function):
+    """y (N,O,OH,OW) = conv(x (N,C,H,W), w (O,C,KH,KW)) + b (O,)."""
+
+    def forward(self, x, w, b, stride, padding, dilation, algo):
+        self.geometry = (stride, padding, dilation)
+        self.algo = algo
+        self.input_hw, self.kernel_hw = x.shape[2:], w.shape[2:]
+        self.save_for_backward(x if self.needs_input_grad[1] else None,
+                               w if self.needs_input_grad[0] else None)
+        return run_conv_kernel(backend_for(x), "conv2d_forward", algo, x, w, b, *self.geometry)
+
+    def backward(self, gy):
+        x, w = self.saved_tensors
+        backend = backend_for(gy)
+        gx = gw = gb = None
+        if self.needs_input_grad[0]:
+            gx = run_conv_kernel(backend, "conv2d_backward_input", self.algo,
+                                 gy, w, self.input_hw, *self.geometry)
+        if self.needs_input_grad[1]:
+            gw = run_conv_kernel(backend, "conv2d_backward_weight", self.algo,
+                                 gy, x, self.kernel_hw, *self.geometry)
+        if self.needs_input_grad[2]:
+            gb = gy.sum(axis=(0, 2, 3))
+        return gx, gw, gb
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, algo="auto"):
+    """Checked entry point; see ``engine.nn.functional.conv2d`` for the documentation."""
+    from engine.tensor import as_float_tensors, batched
+
+    input, weight, bias = as_float_tensors("conv2d", input=input, weight=weight, bias=bias)
+    x, restore = batched(input, "conv2d")
+    stride, padding, dilation = check_conv_geometry(x.shape, weight.shape, stride, padding, dilation)
+    check_algo(algo)
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(f"conv2d: bias must have shape ({weight.shape[0]},) to match weight "
+                         f"{tuple(weight.shape)}, got bias shape {tuple(bias.shape)}")
+    return restore(Conv2d.apply(x, weight, bias, stride, padding, dilation, algo))
+
+
+def check_conv_geometry(x_shape, w_shape, stride, padding, dilation):
+    """Validate conv2d's shapes and geometry; return (stride, padding, dilation) as pairs."""
+    stride, padding = pair(stride, "stride"), pair(padding, "padding")
+    dilation = pair(dilation, "dilation")
+    x_shape, w_shape = tuple(x_shape), tuple(w_shape)
+    if len(w_shape) != 4:
+        raise ValueError(f"conv2d: weight must be 4-D (out_channels, in_channels, kH, kW), "
+                         f"got weight shape {w_shape}")
+    if min(w_shape) <= 0:
+        raise ValueError(f"conv2d: weight (kernel) sizes must be positive, got weight shape {w_shape}")
+    if min(stride) <= 0:
+        raise ValueError(f"conv2d: stride must be positive, got stride={stride}")
+    if min(dilation) <= 0:
+        raise ValueError(f"conv2d: dilation must be positive, got dilation={dilation}")
+    if min(padding) < 0:
+        raise ValueError(f"conv2d: padding must be non-negative, got padding={padding}")
+    if x_shape[1] != w_shape[1]:
+        raise ValueError(f"conv2d: input has {x_shape[1]} channels (input shape {x_shape}) but weight "
+                         f"expects {w_shape[1]} (weight shape {w_shape}, in_channels is dim 1)")
+    for i, axis in enumerate(("height", "width")):
+        padded = x_shape[2 + i] + 2 * padding[i]
+        span = dilation[i] * (w_shape[2 + i] - 1) + 1
+        if span > padded:
+            raise ValueError(
+                f"conv2d: kernel {axis} {span} (weight shape {w_shape}, dilation {dilation}) is larger "
+                f"than the padded input {axis} {padded} (input shape {x_shape}, padding {padding})")
+    assert min(conv2d_out_hw(x_shape[2:], w_shape[2:], stride, padding, dilation)) > 0
+    return stride, padding, dilation

@@ -1,0 +1,37 @@
+from engine import autograd
+from engine.optim.optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum, dampening, weight decay and Nesterov (torch's rule:
+    buf = momentum * buf + (1 - dampening) * g; p -= lr * (g + momentum * buf if nesterov else buf))."""
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False):
+        for name, value in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
+            if value < 0:
+                raise ValueError(f"SGD: invalid {name} {value!r} (must be >= 0)")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    @autograd.no_grad()
+    def step(self):
+        for group, p in self._params():
+            if p.grad is None:
+                continue
+            g = p.grad._data
+            if group["weight_decay"]:
+                g = g + group["weight_decay"] * p._data
+            momentum = group["momentum"]
+            if momentum:
+                state = self.state.setdefault(id(p), {})
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = g.copy()
+                else:
+                    buf *= momentum
+                    buf += (1 - group["dampening"]) * g
+                g = g + momentum * buf if group["nesterov"] else buf
+            p._data -= group["lr"] * g

@@ -1,0 +1,348 @@
+"""Train the seed's LeNet-5 on FashionMNIST with the engine: ``python -m engine.train_lenet``.
+
+With no flags: the seed's configuration (sigmoid, average pooling, Xavier-uniform init, SGD
+lr 0.9, batch 256) for 10 epochs. Each run gets a directory ``runs/expN/`` with TensorBoard
+scalars, ``metrics.csv``, ``config.json``, a checkpoint after every epoch, and at the end
+``curves.png``, ``confusion_matrix.png`` and ``kernels.png``. See ``--help``.
+
+Exit status: 0 done, 1 data/checkpoint/device error, 2 bad arguments, 3 the loss diverged,
+130 interrupted (Ctrl-C; a checkpoint to resume from is saved).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+EPOCHS = 10
+BATCH_SIZE = 256
+DEFAULT_LR = {"sgd": 0.9, "momentum": 0.09, "adam": 0.001}
+MOMENTUM = 0.9
+EVAL_BATCH = 1000  # evaluation only: bigger batches, fewer Python round trips, same results
+GPU_SYNC_EVERY = 50  # on a GPU the host reads the running loss every this many steps
+# Settings a resumed run must keep (they define the model, the data or the batch order).
+FIXED_ON_RESUME = ("batch_size", "optimizer", "activation", "pool", "seed", "limit_train", "limit_test")
+
+EXIT_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 3, 130
+
+
+class ConfigError(RuntimeError):
+    """Flags that contradict each other or a checkpoint."""
+
+
+# ----------------------------------------------------------------------------- arguments
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _learning_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m engine.train_lenet",
+        description="Train LeNet-5 (the seed's: sigmoid, average pooling, Xavier-uniform init, SGD lr 0.9, "
+                    "batch 256) on FashionMNIST with this engine. With no flags: that configuration, 10 epochs.",
+        epilog="Outputs go to LOGDIR/expN/: TensorBoard events (tensorboard --logdir runs), metrics.csv, "
+               "config.json, checkpoint.npz, curves.png, confusion_matrix.png, kernels.png. "
+               "Ctrl-C saves a checkpoint; continue with --resume. Exit status: 0 done, 1 data/checkpoint/"
+               "device error, 2 bad arguments, 3 training diverged, 130 interrupted.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    train = p.add_argument_group("training")
+    train.add_argument("--epochs", type=_positive_int, default=EPOCHS,
+                       help="total number of epochs (the seed used 100); with --resume, train until this many")
+    train.add_argument("--batch-size", type=_positive_int, default=None, help=f"mini-batch size [{BATCH_SIZE}]")
+    train.add_argument("--lr", type=_learning_rate, default=None,
+                       help="learning rate [sgd 0.9 (the seed's), momentum 0.09 (same effective step), adam 0.001]")
+    train.add_argument("--optimizer", choices=sorted(DEFAULT_LR), default=None,
+                       help=f"sgd (the seed's), momentum (SGD with momentum {MOMENTUM}) or adam [sgd]")
+    train.add_argument("--seed", type=_non_negative_int, default=None,
+                       help="seeds the weight init and the shuffling; same seed, same run [0]")
+    model = p.add_argument_group("model")
+    model.add_argument("--activation", choices=["sigmoid", "relu"], default=None, help="activation [sigmoid]")
+    model.add_argument("--pool", choices=["avg", "max"], default=None, help="pooling [avg]")
+    model.add_argument("--conv-algo", choices=["auto", "im2col", "direct"], default="auto",
+                       help="convolution algorithm: im2col (unfold + matrix multiply), direct (no unfolded "
+                            "matrix), auto (the faster for each shape)")
+    machine = p.add_argument_group("machine")
+    machine.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                         help="where to train; auto picks cuda when a usable GPU and CuPy are present")
+    machine.add_argument("--num-threads", type=_positive_int, default=None,
+                         help="CPU threads for the kernels (default: the engine's, usually all cores)")
+    data = p.add_argument_group("data")
+    data.add_argument("--data-dir", type=Path, default=None,
+                      help="directory with the FashionMNIST *-ubyte[.gz] files; searched before $FASHION_MNIST_DIR, "
+                           "./data/FashionMNIST and /usr/share/datasets/fashion-mnist")
+    data.add_argument("--download", action="store_true",
+                      help="when no directory has the files, download them (verified by SHA-256) into "
+                           "--data-dir or ./data/FashionMNIST")
+    data.add_argument("--limit-train", type=_positive_int, default=None, metavar="N",
+                      help="use only the first N training images (quick trials, tests)")
+    data.add_argument("--limit-test", type=_positive_int, default=None, metavar="N",
+                      help="use only the first N test images")
+    run = p.add_argument_group("run, logs and checkpoints")
+    run.add_argument("--logdir", type=Path, default=Path("runs"), help="each run writes into a new LOGDIR/expN/")
+    run.add_argument("--checkpoint", type=Path, default=None,
+                     help="checkpoint file, written after every epoch and on Ctrl-C [LOGDIR/expN/checkpoint.npz]")
+    run.add_argument("--resume", metavar="CHECKPOINT", default=None,
+                     help="continue the run saved in CHECKPOINT ('latest': the newest under LOGDIR) with its "
+                          "settings; --epochs, --lr, --device, --conv-algo, --num-threads may change")
+    run.add_argument("--eval-only", action="store_true",
+                     help="only evaluate the model of --resume CHECKPOINT on the test set")
+    run.add_argument("--quiet", action="store_true", help="print only the final summary (and errors)")
+    return p
+
+
+# ----------------------------------------------------------------------------- configuration
+def resolve_config(args: argparse.Namespace, saved: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """The run's settings: the flags, with a resumed run's fixed settings taken from ``saved``."""
+    given = {"batch_size": args.batch_size, "optimizer": args.optimizer, "activation": args.activation,
+             "pool": args.pool, "seed": args.seed, "limit_train": args.limit_train, "limit_test": args.limit_test}
+    if saved is not None:
+        clashes = [f"--{k.replace('_', '-')} {given[k]} (the checkpoint has {saved[k]})"
+                   for k in FIXED_ON_RESUME if given[k] is not None and given[k] != saved[k]]
+        if clashes:
+            raise ConfigError("a resumed run keeps its settings; drop or fix: " + "; ".join(clashes))
+        config = {k: saved[k] for k in FIXED_ON_RESUME}
+        config["lr"] = args.lr if args.lr is not None else saved["lr"]
+    else:
+        config = {"batch_size": args.batch_size or BATCH_SIZE, "optimizer": args.optimizer or "sgd",
+                  "activation": args.activation or "sigmoid", "pool": args.pool or "avg",
+                  "seed": 0 if args.seed is None else args.seed,
+                  "limit_train": args.limit_train, "limit_test": args.limit_test}
+        config["lr"] = args.lr if args.lr is not None else DEFAULT_LR[config["optimizer"]]
+    config.update(epochs=args.epochs, conv_algo=args.conv_algo)
+    return config
+
+
+def make_optimizer(name: str, params, lr: float):
+    from engine import optim
+
+    if name == "sgd":
+        return optim.SGD(params, lr=lr)
+    if name == "momentum":
+        return optim.SGD(params, lr=lr, momentum=MOMENTUM)
+    return optim.Adam(params, lr=lr)
+
+
+def resolve_device(name: str):
+    """'auto': cuda when usable, else cpu. 'cuda' when unusable raises BackendUnavailable saying why."""
+    import engine
+    from engine import backend
+
+    if name == "auto":
+        name = "cuda" if engine.cuda.is_available() else "cpu"
+    if name == "cuda":
+        backend.cuda_backend()  # raises BackendUnavailable with the reason (no CuPy, no device)
+    return engine.device(name)
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.eval_only and args.resume is None:
+        build_parser().error("--eval-only needs --resume CHECKPOINT (the model to evaluate)")
+    from engine.backend import BackendUnavailable
+    from engine.data import DatasetError
+    from engine.training.checkpoint import CheckpointError
+    from engine.training.loop import Diverged, Interrupted
+
+    try:
+        return run(args)
+    except (DatasetError, CheckpointError, ConfigError, BackendUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Diverged as exc:
+        print(f"error: training diverged: {exc}.\n{exc.advice}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except Interrupted as exc:
+        where = f"epoch {exc.epoch}, step {exc.step}"
+        if exc.checkpoint is None:
+            print(f"interrupted at {where}; no checkpoint was written", file=sys.stderr)
+        else:
+            print(f"interrupted at {where}; saved {exc.checkpoint}\n"
+                  f"continue with: python -m engine.train_lenet --resume {exc.checkpoint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def run(args: argparse.Namespace) -> int:
+    import engine
+    from engine.data import DataLoader, FashionMNIST
+    from engine.training import plots
+    from engine.training.checkpoint import load_checkpoint, read_checkpoint
+    from engine.training.loop import Diverged, Trainer, evaluate
+    from engine.training.model import build_lenet, count_parameters, first_conv_and_activation
+    from engine.training.progress import Reporter
+    from engine.training.runlog import RunLog, find_latest_checkpoint, new_run_dir
+
+    # --- what to resume, and the settings
+    resume_path, saved_meta = None, None
+    if args.resume is not None:
+        resume_path = Path(args.resume)
+        if args.resume == "latest":
+            resume_path = find_latest_checkpoint(args.logdir)
+            if resume_path is None:
+                raise ConfigError(f"--resume latest: no checkpoint under {args.logdir}/exp*/")
+        saved_meta = read_checkpoint(resume_path)["meta"]
+    config = resolve_config(args, saved_meta["config"] if saved_meta else None)
+
+    # --- machine
+    if args.num_threads is not None:
+        engine.set_num_threads(args.num_threads)
+    engine.set_conv_algo(config["conv_algo"])
+    device = resolve_device(args.device)
+
+    # --- data
+    train_set = FashionMNIST(args.data_dir, train=True, download=args.download, limit=config["limit_train"])
+    test_set = FashionMNIST(args.data_dir, train=False, download=args.download, limit=config["limit_test"])
+    train_loader = DataLoader(train_set, config["batch_size"], shuffle=True, seed=config["seed"], device=device)
+    train_eval = DataLoader(train_set, EVAL_BATCH, device=device)
+    test_eval = DataLoader(test_set, EVAL_BATCH, device=device)
+
+    # --- model and optimizer (the seed fixes the initial weights)
+    engine.manual_seed(config["seed"])
+    model = build_lenet(config["activation"], config["pool"], config["conv_algo"]).to(device)
+    optimizer = make_optimizer(config["optimizer"], model.parameters(), config["lr"])
+
+    if args.eval_only:
+        load_checkpoint(resume_path, model)
+        loss, acc, confusion = evaluate(model, test_eval.batches(0), len(train_set.classes))
+        report_eval(resume_path, loss, acc, confusion, train_set.classes)
+        return 0
+
+    # --- run directory, logs, checkpoint
+    run_dir = None
+    if saved_meta is not None:
+        load_checkpoint(resume_path, model, optimizer)
+        if args.lr is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = args.lr
+        if Path(saved_meta["run_dir"]).is_dir():
+            run_dir = Path(saved_meta["run_dir"])
+    run_dir = run_dir or new_run_dir(args.logdir)
+    checkpoint = args.checkpoint or resume_path or run_dir / "checkpoint.npz"
+    start_epoch = saved_meta["epoch"] if saved_meta else 0
+    log = RunLog(run_dir, start_epoch=start_epoch)
+    backend_name = "cupy" if device.type == "cuda" else engine.backend.cpu_backend().NAME
+    settings = dict(config, device=device.type, backend=backend_name, num_threads=engine.get_num_threads(),
+                    data_dir=str(train_set.root), train_images=len(train_set), test_images=len(test_set),
+                    parameters=count_parameters(model), run_dir=str(run_dir), checkpoint=str(checkpoint),
+                    resumed_from=str(resume_path) if resume_path else None,
+                    started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    log.write_config(settings)
+
+    reporter = Reporter(config["epochs"], len(train_loader), quiet=args.quiet)
+    reporter.info(
+        f"LeNet ({config['activation']}, {config['pool']} pool, {settings['parameters']:,} parameters) on "
+        f"FashionMNIST: {len(train_set)} train / {len(test_set)} test images from {train_set.root}\n"
+        f"{config['optimizer']} lr {config['lr']:g}, batch {config['batch_size']}, {config['epochs']} epochs, "
+        f"seed {config['seed']}; {device.type} ({backend_name} backend, {settings['num_threads']} threads, "
+        f"conv {config['conv_algo']}); logs in {run_dir}")
+    if saved_meta is not None:
+        reporter.info(f"resuming from {resume_path}: epoch {saved_meta['epoch']} complete, "
+                      f"{saved_meta['step']} steps of the next done")
+
+    trainer = Trainer(model, optimizer, train_loader, lambda: train_eval.batches(0), lambda: test_eval.batches(0),
+                      num_classes=len(train_set.classes), reporter=reporter, checkpoint_path=checkpoint,
+                      meta={"config": config, "run_dir": str(run_dir)},
+                      sync_every=1 if device.type == "cpu" else GPU_SYNC_EVERY,
+                      on_epoch_end=lambda row: log.log_epoch(row, trainer.history))
+    if saved_meta is not None:
+        trainer.restore(saved_meta)
+    try:
+        history = trainer.run(config["epochs"])
+    except Diverged as exc:
+        exc.advice = divergence_advice(config["lr"], trainer, checkpoint)
+        raise
+    finally:
+        log.close()
+
+    # --- figures and summary
+    if not history:
+        reporter.summary(f"nothing to do: the checkpoint already has {trainer.epoch} epochs; pass --epochs > "
+                         f"{trainer.epoch} to train further")
+        return 0
+    confusion = trainer.last_confusion
+    if confusion is None:
+        confusion = evaluate(model, test_eval.batches(0), len(train_set.classes))[2]
+    figures = [plots.plot_curves(history, run_dir / "curves.png"),
+               plots.plot_confusion_matrix(confusion, train_set.classes, run_dir / "confusion_matrix.png"),
+               kernels_figure(model, test_set, device, run_dir / "kernels.png", first_conv_and_activation)]
+    best = max(history, key=lambda row: row["test_acc"])
+    last = history[-1]
+    total = sum(row["epoch_seconds"] for row in history)
+    reporter.summary(
+        f"done: {len(history)} epochs in {total:.1f} s on {device.type} ({backend_name}, "
+        f"{settings['num_threads']} threads): train loss {last['train_loss']:.4f}, train acc {last['train_acc']:.4f}, "
+        f"test acc {last['test_acc']:.4f} (best {best['test_acc']:.4f} at epoch {best['epoch']})\n"
+        f"logs: {run_dir}/ (metrics.csv, config.json, TensorBoard events, "
+        f"{', '.join(f.name for f in figures)}); checkpoint: {checkpoint}")
+    return 0
+
+
+def divergence_advice(lr: float, trainer, checkpoint: Path) -> str:
+    if trainer.epoch > 0 and checkpoint.is_file():
+        keep = (f"The last good checkpoint, {checkpoint} (end of epoch {trainer.epoch}), is kept; continue from it "
+                f"with a lower rate: --resume {checkpoint} --lr {lr / 2:g}")
+    else:
+        keep = "No epoch completed, so no checkpoint was written."
+    return f"Try a lower learning rate, e.g. --lr {lr / 2:g} (this run used {lr:g}). {keep}"
+
+
+def kernels_figure(model, test_set, device, path: Path, first_layers, count: int = 4) -> Path:
+    """The first convolution's kernels beside its feature maps on the first ``count`` test images."""
+    import engine
+    from engine.training import plots
+    from engine.training.checkpoint import to_numpy
+
+    conv, activation = first_layers(model)
+    images = test_set.data[:count]
+    model.eval()
+    with engine.no_grad():
+        maps = activation(conv(engine.tensor(images, device=device)))
+    model.train()
+    labels = [test_set.classes[t] for t in test_set.targets[:count]]
+    return plots.plot_kernels_and_feature_maps(to_numpy(conv.weight), images, to_numpy(maps), labels, path)
+
+
+def report_eval(path: Path, loss: float, acc: float, confusion: np.ndarray, classes) -> None:
+    per_class = np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)
+    lines = [f"{path}: test loss {loss:.4f}, test acc {acc:.4f} ({int(confusion.sum())} images)"]
+    lines += [f"  {name:<12} {a:.4f}" for name, a in zip(classes, per_class)]
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

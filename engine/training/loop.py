@@ -1,0 +1,200 @@
+"""The training loop: epochs of SGD steps, per-epoch evaluation, checkpoints, Ctrl-C, divergence.
+
+A run's position is ``(epoch, step)``: ``epoch`` epochs are complete and ``step`` batches of the
+next one are done. Checkpoints store that position, so resuming replays exactly the batches that
+were left (the loader's order depends only on the seed and the epoch).
+"""
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+import engine
+from engine import nn
+from engine.training.checkpoint import save_checkpoint
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, epoch: int, step: int, loss: float, exact: bool):
+        self.epoch, self.step, self.loss, self.exact = epoch, step, loss, exact
+        where = f"step {step}" if exact else f"a step up to {step}"
+        super().__init__(f"the training loss became {loss} at epoch {epoch}, {where}")
+
+
+class Interrupted(RuntimeError):
+    """Ctrl-C stopped training after a complete step; the position is in the checkpoint."""
+
+    def __init__(self, epoch: int, step: int, checkpoint: Optional[Path]):
+        self.epoch, self.step, self.checkpoint = epoch, step, checkpoint
+        super().__init__(f"interrupted at epoch {epoch}, step {step}")
+
+
+class StopFlag:
+    """While active, the first Ctrl-C (SIGINT) only sets ``requested`` (the loop stops at the end
+    of the current step, in a consistent state); a second one raises KeyboardInterrupt at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        return False
+
+
+def array_module(array):
+    """numpy or cupy, whichever owns ``array``."""
+    if type(array).__module__.startswith("cupy"):
+        import cupy
+
+        return cupy
+    return np
+
+
+def evaluate(model, batches, num_classes: int, stop: Optional[StopFlag] = None):
+    """Mean loss, accuracy and confusion matrix ``[true, predicted]`` of ``model`` over ``batches``.
+
+    Sums stay on the model's device; the host reads them once at the end. Returns None when
+    ``stop`` was requested before the pass finished.
+    """
+    criterion = nn.CrossEntropyLoss(reduction="sum")
+    model.eval()
+    loss_sum, confusion, xp = None, None, None
+    with engine.no_grad():
+        for X, y in batches:
+            if stop is not None and stop.requested:
+                return None
+            logits = model(X)
+            batch_loss = criterion(logits, y).data
+            predicted = logits.data.argmax(axis=1)
+            if xp is None:
+                xp = array_module(predicted)
+                loss_sum = xp.zeros((), dtype=xp.float64)
+                confusion = xp.zeros(num_classes * num_classes, dtype=xp.int64)
+            loss_sum += batch_loss
+            confusion += xp.bincount(y.data * num_classes + predicted, minlength=num_classes * num_classes)
+    model.train()
+    confusion = np.asarray(confusion.get() if xp is not np else confusion).reshape(num_classes, num_classes)
+    count = int(confusion.sum())
+    return float(loss_sum) / count, float(np.trace(confusion)) / count, confusion
+
+
+class Trainer:
+    """Runs epochs of training on ``train_loader`` with per-epoch evaluation.
+
+    ``history`` holds one metrics row per completed epoch; ``on_epoch_end(row)`` is called after
+    each epoch's checkpoint is written. ``sync_every``: how often (in steps) the host reads the
+    running loss from the device (1 on CPU, where reading is free; more on a GPU).
+    """
+
+    def __init__(self, model, optimizer, train_loader, train_eval_batches, test_eval_batches, *,
+                 num_classes: int, reporter, checkpoint_path: Optional[Path], meta: Dict[str, Any],
+                 sync_every: int = 1, on_epoch_end=None):
+        self.model, self.optimizer = model, optimizer
+        self.train_loader = train_loader
+        self.train_eval_batches, self.test_eval_batches = train_eval_batches, test_eval_batches
+        self.num_classes = num_classes
+        self.reporter = reporter
+        self.checkpoint_path = checkpoint_path
+        self.meta = meta  # JSON-able run description stored in every checkpoint (config, run dir)
+        self.sync_every = max(1, sync_every)
+        self.on_epoch_end = on_epoch_end
+        self.criterion = nn.CrossEntropyLoss(reduction="none")
+        self.epoch, self.step, self.partial_seconds = 0, 0, 0.0
+        self.history: List[Dict[str, float]] = []
+        self.last_confusion: Optional[np.ndarray] = None
+
+    # -------------------------------------------------------------- state
+    def restore(self, meta: Dict[str, Any]) -> None:
+        """Continue from a checkpoint's position (model/optimizer already loaded)."""
+        self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
+        self.partial_seconds = float(meta["partial_seconds"])
+        self.history = list(meta["history"])
+
+    def save(self) -> Optional[Path]:
+        if self.checkpoint_path is None:
+            return None
+        meta = dict(self.meta, epoch=self.epoch, step=self.step, partial_seconds=self.partial_seconds,
+                    history=self.history)
+        save_checkpoint(self.checkpoint_path, self.model, self.optimizer, meta)
+        return self.checkpoint_path
+
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    # -------------------------------------------------------------- loop
+    def run(self, epochs: int) -> List[Dict[str, float]]:
+        """Train until ``epochs`` epochs are complete. Raises Interrupted (after saving) or Diverged."""
+        self.reporter.start(self.epoch)
+        try:
+            with StopFlag() as stop:
+                while self.epoch < epochs:
+                    self._run_epoch(stop)
+        finally:
+            self.reporter.stop()
+        return self.history
+
+    def _run_epoch(self, stop: StopFlag) -> None:
+        epoch = self.epoch + 1  # 1-based for people
+        steps = len(self.train_loader)
+        self.reporter.epoch_start(epoch, self.step)
+        started = time.perf_counter()
+        self.model.train()
+        running, running_steps, images = 0.0, 0, 0
+        device_sum, pending = None, 0  # losses summed on the device between host reads
+        for X, y in self.train_loader.batches(self.epoch, start=self.step):
+            self.optimizer.zero_grad()
+            loss = self.criterion(self.model(X), y).mean()
+            self.step += 1
+            images += len(y.data)
+            device_sum = loss.detach() if device_sum is None else device_sum + loss.detach()
+            pending += 1
+            if pending == self.sync_every or self.step == steps:
+                total = device_sum.item()
+                if not math.isfinite(total):  # checked before the step: parameters stay finite
+                    raise Diverged(epoch, self.step, total, exact=pending == 1)
+                running, running_steps, device_sum, pending = running + total, running_steps + pending, None, 0
+            loss.backward()
+            self.optimizer.step()
+            elapsed = time.perf_counter() - started
+            self.reporter.steps(self.step, images / max(elapsed, 1e-9), running / max(running_steps, 1))
+            if stop.requested:
+                self.partial_seconds += elapsed
+                raise Interrupted(epoch, self.step, self.save())
+        self.reporter.evaluating()
+        train = evaluate(self.model, self.train_eval_batches(), self.num_classes, stop)
+        test = evaluate(self.model, self.test_eval_batches(), self.num_classes, stop) if train else None
+        seconds = self.partial_seconds + time.perf_counter() - started
+        if test is None:  # Ctrl-C during evaluation: the epoch's steps are done, evaluation is redone
+            self.partial_seconds = seconds
+            raise Interrupted(epoch, self.step, self.save())
+        row = {"epoch": epoch, "train_loss": train[0], "train_acc": train[1], "test_loss": test[0],
+               "test_acc": test[1], "lr": self.lr(), "epoch_seconds": seconds,
+               "images_per_second": self.train_loader.num_samples / seconds}
+        self.history.append(row)
+        self.last_confusion = test[2]
+        self.epoch, self.step, self.partial_seconds = self.epoch + 1, 0, 0.0
+        self.reporter.epoch_end(row)
+        if self.on_epoch_end is not None:  # logs first: a resumed run purges what follows its checkpoint
+            self.on_epoch_end(row)
+        self.save()

@@ -1,0 +1,186 @@
+"""2-D convolution (cross-correlation, like torch.nn.functional.conv2d) in plain NumPy.
+
+Two algorithms, chosen by ``algo``:
+
+* ``'direct'``: a sum over the KH*KW kernel offsets; each offset contracts the channel axis of
+  one strided slice of the padded input with one (O, C) slice of the weight.
+* ``'im2col'``: unfold the padded input into a (C*KH*KW, n*OH*OW) matrix and multiply it with
+  the (O, C*KH*KW) weight; ``col2im`` folds the gradient back. The batch is processed in chunks
+  so that one chunk's unfolded matrix fits ``kernels.workspace``'s budget.
+
+Geometry arguments (stride, padding, dilation, input_hw, kernel_hw) are (h, w) int pairs.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kernels import workspace
+from kernels.shapes import conv2d_out_hw
+
+Pair = tuple[int, int]
+
+
+def offset_window(i: int, j: int, out_hw: Pair, stride: Pair, dilation: Pair) -> tuple:
+    """Index of the (N, C, OH, OW) view of a padded (N, C, Hp, Wp) array that kernel offset
+    (i, j) touches: rows i*dh + oh*sh for oh < OH, columns j*dw + ow*sw for ow < OW."""
+    (oh, ow), (sh, sw), (dh, dw) = out_hw, stride, dilation
+    rows = slice(i * dh, i * dh + (oh - 1) * sh + 1, sh)
+    cols = slice(j * dw, j * dw + (ow - 1) * sw + 1, sw)
+    return (slice(None), slice(None), rows, cols)
+
+
+def pad_widths(input_hw: Pair, padding: Pair, kernel_hw: Pair, out_hw: Pair, stride: Pair,
+               dilation: Pair) -> list:
+    """((top, bottom), (left, right)): ``padding`` before the input, and after it as much as the
+    last window needs (more than ``padding`` with pooling's ceil_mode, less when the stride
+    skips the last rows)."""
+    widths = []
+    for axis in range(2):
+        p = padding[axis]
+        needed = (out_hw[axis] - 1) * stride[axis] + dilation[axis] * (kernel_hw[axis] - 1) + 1
+        widths.append((p, max(0, needed - p - input_hw[axis])))
+    return widths
+
+
+def pad_for_windows(x: np.ndarray, padding: Pair, kernel_hw: Pair, out_hw: Pair,
+                    stride: Pair, dilation: Pair, value: float = 0.0) -> np.ndarray:
+    """x (N, C, H, W) padded with ``value`` per :func:`pad_widths`; the real input sits at
+    [ph:ph+H, pw:pw+W]."""
+    widths = pad_widths(x.shape[2:], padding, kernel_hw, out_hw, stride, dilation)
+    return np.pad(x, [(0, 0), (0, 0)] + widths, constant_values=value)
+
+
+def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair,
+                   padding: Pair, dilation: Pair, algo: str) -> np.ndarray:
+    """x (N, C, H, W), w (O, C, KH, KW), b (O,) or None -> y (N, O, OH, OW)."""
+    kernel_hw = w.shape[2:]
+    out_hw = conv2d_out_hw(x.shape[2:], kernel_hw, stride, padding, dilation)
+    xp = pad_for_windows(x, padding, kernel_hw, out_hw, stride, dilation)
+    if algo == "direct":
+        y = _direct_forward(xp, w, out_hw, stride, dilation)
+    else:
+        y = _im2col_forward(xp, w, out_hw, stride, dilation)
+    if b is not None:
+        y += b[None, :, None, None]
+    return y
+
+
+def conv2d_backward_input(gy: np.ndarray, w: np.ndarray, input_hw: Pair, stride: Pair,
+                          padding: Pair, dilation: Pair, algo: str) -> np.ndarray:
+    """gy (N, O, OH, OW), w (O, C, KH, KW) -> gx (N, C, H, W)."""
+    n, c = gy.shape[0], w.shape[1]
+    (h, wd), (ph, pw) = input_hw, padding
+    kernel_hw, out_hw = w.shape[2:], gy.shape[2:]
+    # The gradient of the padded input, shaped exactly like the forward's padded input.
+    (top, bottom), (left, right) = pad_widths(input_hw, padding, kernel_hw, out_hw, stride, dilation)
+    gxp = np.zeros((n, c, top + h + bottom, left + wd + right), gy.dtype)
+    if algo == "direct":
+        _direct_backward_input(gy, w, gxp, stride, dilation)
+    else:
+        _im2col_backward_input(gy, w, gxp, stride, dilation)
+    return np.ascontiguousarray(gxp[:, :, ph:ph + h, pw:pw + wd])
+
+
+def conv2d_backward_weight(gy: np.ndarray, x: np.ndarray, kernel_hw: Pair, stride: Pair,
+                           padding: Pair, dilation: Pair, algo: str) -> np.ndarray:
+    """gy (N, O, OH, OW), x (N, C, H, W) -> gw (O, C, KH, KW)."""
+    out_hw = gy.shape[2:]
+    xp = pad_for_windows(x, padding, kernel_hw, out_hw, stride, dilation)
+    if algo == "direct":
+        return _direct_backward_weight(gy, xp, kernel_hw, stride, dilation)
+    return _im2col_backward_weight(gy, xp, kernel_hw, stride, dilation)
+
+
+# --- direct: one tensordot per kernel offset ------------------------------------------------
+
+def _direct_forward(xp, w, out_hw, stride, dilation):
+    n, o = xp.shape[0], w.shape[0]
+    y = np.zeros((o, n) + tuple(out_hw), xp.dtype)  # (O, N, OH, OW), transposed at the end
+    for i in range(w.shape[2]):
+        for j in range(w.shape[3]):
+            window = xp[offset_window(i, j, out_hw, stride, dilation)]  # (N, C, OH, OW)
+            y += np.tensordot(w[:, :, i, j], window, axes=([1], [1]))
+    return np.ascontiguousarray(y.transpose(1, 0, 2, 3))
+
+
+def _direct_backward_input(gy, w, gxp, stride, dilation):
+    out_hw = gy.shape[2:]
+    for i in range(w.shape[2]):
+        for j in range(w.shape[3]):
+            # (N, O, OH, OW) x (O, C) -> (N, OH, OW, C); one offset's positions never repeat.
+            contribution = np.tensordot(gy, w[:, :, i, j], axes=([1], [0]))
+            gxp[offset_window(i, j, out_hw, stride, dilation)] += contribution.transpose(0, 3, 1, 2)
+
+
+def _direct_backward_weight(gy, xp, kernel_hw, stride, dilation):
+    o, c = gy.shape[1], xp.shape[1]
+    out_hw = gy.shape[2:]
+    gw = np.empty((o, c) + tuple(kernel_hw), gy.dtype)
+    for i in range(kernel_hw[0]):
+        for j in range(kernel_hw[1]):
+            window = xp[offset_window(i, j, out_hw, stride, dilation)]  # (N, C, OH, OW)
+            gw[:, :, i, j] = np.tensordot(gy, window, axes=([0, 2, 3], [0, 2, 3]))
+    return gw
+
+
+# --- im2col / col2im + matmul, batch processed in workspace-sized chunks ----------------------
+
+def im2col(xp: np.ndarray, kernel_hw: Pair, out_hw: Pair, stride: Pair, dilation: Pair) -> np.ndarray:
+    """Padded xp (n, C, Hp, Wp) -> cols (C*KH*KW, n*OH*OW), rows ordered like w.reshape(O, -1)."""
+    n, c = xp.shape[:2]
+    kh, kw = kernel_hw
+    cols = np.empty((c, kh, kw, n) + tuple(out_hw), xp.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, i, j] = xp[offset_window(i, j, out_hw, stride, dilation)].transpose(1, 0, 2, 3)
+    return cols.reshape(c * kh * kw, -1)
+
+
+def col2im(cols: np.ndarray, gxp: np.ndarray, kernel_hw: Pair, out_hw: Pair, stride: Pair,
+           dilation: Pair) -> None:
+    """Add cols (C*KH*KW, n*OH*OW) into the padded gradient gxp (n, C, Hp, Wp), in place."""
+    n, c = gxp.shape[:2]
+    kh, kw = kernel_hw
+    cols = cols.reshape((c, kh, kw, n) + tuple(out_hw))
+    for i in range(kh):
+        for j in range(kw):
+            gxp[offset_window(i, j, out_hw, stride, dilation)] += cols[:, i, j].transpose(1, 0, 2, 3)
+
+
+def _chunks(n: int, c: int, kernel_hw: Pair, out_hw: Pair, itemsize: int):
+    """Batch slices whose unfolded (C*KH*KW, chunk*OH*OW) matrix fits the workspace budget."""
+    per_sample = c * kernel_hw[0] * kernel_hw[1] * out_hw[0] * out_hw[1] * itemsize
+    step = workspace.batch_chunk(n, per_sample)
+    return [slice(start, start + step) for start in range(0, n, step)]
+
+
+def _im2col_forward(xp, w, out_hw, stride, dilation):
+    n, c = xp.shape[:2]
+    o, kernel_hw = w.shape[0], w.shape[2:]
+    w_mat = w.reshape(o, -1)
+    y = np.empty((n, o) + tuple(out_hw), xp.dtype)
+    for chunk in _chunks(n, c, kernel_hw, out_hw, xp.itemsize):
+        cols = im2col(xp[chunk], kernel_hw, out_hw, stride, dilation)
+        y_chunk = (w_mat @ cols).reshape((o, -1) + tuple(out_hw))  # (O, n, OH, OW)
+        y[chunk] = y_chunk.transpose(1, 0, 2, 3)
+    return y
+
+
+def _im2col_backward_input(gy, w, gxp, stride, dilation):
+    n, o = gy.shape[:2]
+    c, kernel_hw, out_hw = w.shape[1], w.shape[2:], gy.shape[2:]
+    w_mat_t = w.reshape(o, -1).T  # (C*KH*KW, O)
+    for chunk in _chunks(n, c, kernel_hw, out_hw, gy.itemsize):
+        gy_mat = gy[chunk].transpose(1, 0, 2, 3).reshape(o, -1)  # (O, n*OH*OW)
+        col2im(w_mat_t @ gy_mat, gxp[chunk], kernel_hw, out_hw, stride, dilation)
+
+
+def _im2col_backward_weight(gy, xp, kernel_hw, stride, dilation):
+    n, o = gy.shape[:2]
+    c, out_hw = xp.shape[1], gy.shape[2:]
+    gw_mat = np.zeros((o, c * kernel_hw[0] * kernel_hw[1]), gy.dtype)
+    for chunk in _chunks(n, c, kernel_hw, out_hw, gy.itemsize):
+        cols = im2col(xp[chunk], kernel_hw, out_hw, stride, dilation)
+        gy_mat = gy[chunk].transpose(1, 0, 2, 3).reshape(o, -1)
+        gw_mat += gy_mat @ cols.T
+    return gw_mat.reshape((o, c) + tuple(kernel_hw))

@@ -1,0 +1,241 @@
+"""engine.data: FashionMNIST reading/validation/search order/download, and the DataLoader."""
+import gzip
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.data import fashion_mnist as fm
+from engine.data import CLASSES, DataLoader, DatasetError, FashionMNIST
+
+SYSTEM = fm.SYSTEM_DIR
+needs_data = pytest.mark.skipif(
+    not (SYSTEM / "t10k-images-idx3-ubyte.gz").is_file(),
+    reason=f"FashionMNIST not installed in {SYSTEM} (apt-get install dataset-fashion-mnist)")
+
+
+@pytest.fixture(autouse=True)
+def isolated_search(monkeypatch, tmp_path):
+    """Run each test in an empty cwd without $FASHION_MNIST_DIR, so only explicit dirs and
+    the system dir are searched."""
+    monkeypatch.delenv(fm.ENV_VAR, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def idx_bytes(magic, dims, payload: bytes) -> bytes:
+    return np.array([magic, *dims], dtype=">u4").tobytes() + payload
+
+
+def copy_split(dst: Path, split="test", compress=True, mutate=None):
+    """Copy the system files of ``split`` into ``dst`` (raw or gz), optionally mutating the raw bytes."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in fm.SPLITS[split][:2]:
+        raw = gzip.decompress((SYSTEM / (name + ".gz")).read_bytes())
+        if mutate is not None:
+            raw = mutate(name, raw)
+        if compress:
+            (dst / (name + ".gz")).write_bytes(gzip.compress(raw, compresslevel=1))
+        else:
+            (dst / name).write_bytes(raw)
+    return dst
+
+
+# ------------------------------------------------------------------ reading real files
+@needs_data
+def test_test_split_shapes_dtypes_range_and_classes():
+    ds = FashionMNIST(train=False)
+    assert ds.data.shape == (10000, 1, 28, 28) and ds.data.dtype == np.float32
+    assert ds.targets.shape == (10000,) and ds.targets.dtype == np.int64
+    assert ds.data.min() == 0.0 and ds.data.max() == 1.0
+    assert ds.classes == CLASSES and len(CLASSES) == 10
+    assert np.bincount(ds.targets).tolist() == [1000] * 10  # balanced test set
+    # Known first sample of the official test set: an ankle boot.
+    assert CLASSES[ds.targets[0]] == "Ankle boot"
+    assert ds.root == SYSTEM
+
+
+@needs_data
+def test_train_split_is_balanced_60000():
+    ds = FashionMNIST(train=True)
+    assert len(ds) == 60000
+    assert np.bincount(ds.targets).tolist() == [6000] * 10
+
+
+@needs_data
+def test_limit_reads_the_first_samples():
+    full = FashionMNIST(train=False)
+    part = FashionMNIST(train=False, limit=100)
+    assert len(part) == 100
+    np.testing.assert_array_equal(part.data, full.data[:100])
+    np.testing.assert_array_equal(part.targets, full.targets[:100])
+    with pytest.raises(ValueError, match="limit"):
+        FashionMNIST(train=False, limit=0)
+
+
+@needs_data
+def test_raw_uncompressed_files_are_read(tmp_path):
+    root = copy_split(tmp_path / "raw", compress=False)
+    ds = FashionMNIST(root, train=False, limit=50)
+    assert ds.root == root
+    np.testing.assert_array_equal(ds.targets, FashionMNIST(train=False, limit=50).targets)
+
+
+# ------------------------------------------------------------------ search order
+@needs_data
+def test_search_order_root_then_env_then_local_then_system(tmp_path, monkeypatch):
+    root = copy_split(tmp_path / "root")
+    env = copy_split(tmp_path / "env")
+    local = copy_split(tmp_path / "data" / "FashionMNIST")  # cwd is tmp_path
+    monkeypatch.setenv(fm.ENV_VAR, str(env))
+    assert FashionMNIST(root, train=False, limit=1).root == root
+    assert FashionMNIST(train=False, limit=1).root == env
+    monkeypatch.delenv(fm.ENV_VAR)
+    assert FashionMNIST(train=False, limit=1).root.resolve() == local.resolve()
+    for f in local.iterdir():
+        f.unlink()
+    assert FashionMNIST(train=False, limit=1).root == SYSTEM
+
+
+def test_missing_files_error_names_files_and_fixes(tmp_path, monkeypatch):
+    monkeypatch.setattr(fm, "SYSTEM_DIR", tmp_path / "nowhere")
+    with pytest.raises(DatasetError) as info:
+        FashionMNIST(tmp_path / "empty", train=True)
+    msg = str(info.value)
+    assert "train-images-idx3-ubyte" in msg and "not found" in msg
+    assert str(tmp_path / "empty") in msg
+    assert "apt-get install dataset-fashion-mnist" in msg and "--data-dir" in msg and "download" in msg
+
+
+# ------------------------------------------------------------------ corrupt files
+@needs_data
+def test_truncated_gzip_is_reported(tmp_path):
+    root = copy_split(tmp_path / "t")
+    path = root / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(DatasetError, match="t10k-images-idx3-ubyte.gz.*truncated or corrupt"):
+        FashionMNIST(root, train=False)
+
+
+@needs_data
+def test_truncated_raw_file_is_reported(tmp_path):
+    root = copy_split(tmp_path / "t", compress=False,
+                      mutate=lambda name, raw: raw[:-28] if "images" in name else raw)
+    with pytest.raises(DatasetError, match="t10k-images-idx3-ubyte.*truncated"):
+        FashionMNIST(root, train=False)
+
+
+@pytest.mark.parametrize("name, raw, message", [
+    ("t10k-labels-idx1-ubyte", idx_bytes(2051, [10000], bytes(10000)), "bad magic number 2051"),
+    ("t10k-labels-idx1-ubyte", idx_bytes(2049, [9999], bytes(9999)), r"header says shape \(9999,\)"),
+    ("t10k-labels-idx1-ubyte", idx_bytes(2049, [10000], bytes(10001)), "extra bytes"),
+    ("t10k-labels-idx1-ubyte", b"\x00\x00", "shorter than its header"),
+    ("t10k-labels-idx1-ubyte", idx_bytes(2049, [10000], bytes([10]) * 10000), "label 10 out of range"),
+    ("t10k-images-idx3-ubyte", idx_bytes(2051, [10000, 28, 27], bytes(10000 * 28 * 27)), "header says shape"),
+])
+def test_malformed_idx_is_reported(tmp_path, monkeypatch, name, raw, message):
+    monkeypatch.setattr(fm, "SYSTEM_DIR", tmp_path / "nowhere")
+    root = tmp_path / "bad"
+    root.mkdir()
+    good = {"t10k-images-idx3-ubyte": idx_bytes(2051, [10000, 28, 28], bytes(10000 * 784)),
+            "t10k-labels-idx1-ubyte": idx_bytes(2049, [10000], bytes(10000))}
+    good[name] = raw
+    for fname, data in good.items():
+        (root / fname).write_bytes(data)
+    with pytest.raises(DatasetError, match=message) as info:
+        FashionMNIST(root, train=False)
+    assert name in str(info.value) and "--data-dir" in str(info.value)
+
+
+def test_wellformed_synthetic_files_load(tmp_path, monkeypatch):
+    """The validator accepts a correct file (so the failures above are not vacuous)."""
+    root = tmp_path / "ok"
+    root.mkdir()
+    pixels = np.arange(10000 * 784, dtype=np.int64) % 256
+    (root / "t10k-images-idx3-ubyte").write_bytes(idx_bytes(2051, [10000, 28, 28], pixels.astype(np.uint8).tobytes()))
+    (root / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(2049, [10000], (np.arange(10000) % 10).astype(np.uint8).tobytes()))
+    ds = FashionMNIST(root, train=False)
+    np.testing.assert_array_equal(ds.data[0, 0, 0, :3], np.float32([0, 1, 2]) / np.float32(255))
+    assert ds.targets[:12].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+
+
+# ------------------------------------------------------------------ download (no network)
+def test_pinned_checksums_are_of_decompressed_system_files():
+    if not (SYSTEM / "t10k-labels-idx1-ubyte.gz").is_file():
+        pytest.skip(f"FashionMNIST not installed in {SYSTEM}")
+    raw = gzip.decompress((SYSTEM / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    assert hashlib.sha256(raw).hexdigest() == fm.SHA256["t10k-labels-idx1-ubyte"]
+
+
+def local_fetch(calls, mutate=None):
+    """A fetch(url) serving the system files' bytes, recording the URLs asked for."""
+    def fetch(url):
+        calls.append(url)
+        name = url.rsplit("/", 1)[1]
+        data = (SYSTEM / name).read_bytes()
+        return mutate(name, data) if mutate else data
+    return fetch
+
+
+@needs_data
+def test_download_verifies_and_writes_atomically(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(fm, "fetch_url", local_fetch(calls))
+    monkeypatch.setattr(fm, "SYSTEM_DIR", tmp_path / "nowhere")
+    root = tmp_path / "dl"
+    ds = FashionMNIST(root, train=False, download=True, limit=10)
+    assert sorted(calls) == sorted(fm.MIRRORS[0] + n + ".gz" for n in fm.SPLITS["test"][:2])
+    assert calls[0].startswith("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/")
+    assert sorted(p.name for p in root.iterdir()) == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+    assert ds.root == root and len(ds) == 10
+    FashionMNIST(root, train=False, download=True, limit=10)  # present now: no second fetch
+    assert len(calls) == 2
+
+
+@needs_data
+@pytest.mark.parametrize("corruption", ["flipped byte", "truncated", "not gzip"])
+def test_corrupted_download_is_rejected_and_leaves_no_file(tmp_path, monkeypatch, corruption):
+    def mutate(name, data):
+        if "labels" not in name:
+            return data
+        if corruption == "flipped byte":  # valid gzip of wrong contents: only the checksum catches it
+            raw = bytearray(gzip.decompress(data))
+            raw[100] ^= 1
+            return gzip.compress(bytes(raw))
+        if corruption == "truncated":
+            return data[: len(data) // 2]
+        return b"<html>404</html>"
+
+    calls = []
+    monkeypatch.setattr(fm, "fetch_url", local_fetch(calls, mutate))
+    monkeypatch.setattr(fm, "SYSTEM_DIR", tmp_path / "nowhere")
+    root = tmp_path / "dl"
+    with pytest.raises(DatasetError) as info:
+        FashionMNIST(root, train=False, download=True)
+    msg = str(info.value)
+    assert "t10k-labels-idx1-ubyte.gz" in msg
+    assert ("checksum mismatch" if corruption == "flipped byte" else "not valid gzip") in msg
+    # The good images file may be kept (it verified); the bad labels file and temp files are not.
+    assert [p.name for p in root.iterdir()] == ["t10k-images-idx3-ubyte.gz"]
+
+
+def test_network_failure_is_one_clear_error(tmp_path, monkeypatch):
+    def fetch(url):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(fm, "fetch_url", fetch)
+    monkeypatch.setattr(fm, "SYSTEM_DIR", tmp_path / "nowhere")
+    with pytest.raises(DatasetError, match="could not download .*Name or service not known"):
+        FashionMNIST(tmp_path / "dl", train=False, download=True)
+    assert list((tmp_path / "dl").iterdir()) == []
+
+
+def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    def failing_replace(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fm.os, "replace", failing_replace)
+    with pytest.raises(KeyboardInterrupt):
+        fm._atomic_write(tmp_path / "file.gz", b"x" * 1000)
+    assert list(tmp_path.iterdir()) == []
