@@ -31,6 +31,8 @@ class Tensor:
 
     @classmethod
     def _wrap(cls, array) -> "Tensor":
+        if isinstance(array, np.generic):  # numpy turns 0-d results into scalars; keep an array
+            array = np.asarray(array)
         t = cls.__new__(cls)
         t._data, t.requires_grad, t.grad, t.grad_fn = array, False, None, None
         return t

@@ -1,6 +1,8 @@
 """2-D average and max pooling: the Functions and their checked wrappers."""
 from __future__ import annotations
 
+import numpy as np
+
 from engine.autograd import Function
 from engine.backend import backend_for
 from kernels.shapes import pair, pool2d_out_hw
@@ -47,9 +49,15 @@ def check_pool_geometry(op, x_shape, kernel_size, stride, padding, dilation, cei
             raise ValueError(f"{op}: padding {padding} must be at most half of the effective kernel size "
                              f"{kernel} (dilation {dilation})")
     out_hw = pool2d_out_hw(tuple(x_shape[2:]), kernel, stride, padding, dilation, ceil_mode)
+    geometry = f"kernel_size={kernel}, stride={stride}, padding={padding}, dilation={dilation}"
     if min(out_hw) <= 0:
-        raise ValueError(f"{op}: output size {out_hw} is too small for input shape {tuple(x_shape)} with "
-                         f"kernel_size={kernel}, stride={stride}, padding={padding}, dilation={dilation}")
+        raise ValueError(f"{op}: output size {out_hw} is too small for input shape {tuple(x_shape)} with {geometry}")
+    for i in range(2):
+        starts = np.arange(out_hw[i]) * stride[i] - padding[i]
+        taps = starts[:, None] + dilation[i] * np.arange(kernel[i])[None, :]
+        if not ((taps >= 0) & (taps < x_shape[2 + i])).any(axis=1).all():
+            raise ValueError(f"{op}: a pooling window falls entirely in the padding for input shape "
+                             f"{tuple(x_shape)} with {geometry}; use less padding or dilation")
     return kernel, stride, padding, dilation
 
 
