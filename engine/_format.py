@@ -13,7 +13,7 @@ def _float_formatter(values: np.ndarray):
     finite = values[np.isfinite(values)]
     nonzero = np.abs(finite[finite != 0])
     if finite.size == 0 or np.all(finite == np.round(finite)):
-        if nonzero.size and nonzero.max() > 1e8:
+        if nonzero.size and (nonzero.max() / nonzero.min() > 1000 or nonzero.max() > 1e8):
             return lambda v: f"{v:.4e}"
         return lambda v: f"{v:.0f}." if np.isfinite(v) else str(v)
     if nonzero.size and (nonzero.max() / nonzero.min() > 1000 or nonzero.max() > 1e8 or nonzero.min() < 1e-4):

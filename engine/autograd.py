@@ -83,7 +83,22 @@ class Function:
             fn.inputs = inputs
             result.requires_grad = True
             result.grad_fn = fn
+            fn._watch_saved(inputs + (result,))
         return result
+
+    def _watch_saved(self, tensors) -> None:
+        """Remember the version of every tensor whose array backward will read, to catch in-place edits."""
+        saved = self.saved_tensors or ()
+        self._saved_versions = [(t, t._version) for t in tensors
+                                if hasattr(t, "_version") and any(a is t._data for a in saved)]
+
+    def _check_saved_versions(self) -> None:
+        for t, version in getattr(self, "_saved_versions", ()):
+            if t._version != version:
+                raise RuntimeError(
+                    f"one of the variables needed for gradient computation ({self.name}) has been modified "
+                    f"by an in-place operation: a tensor of shape {tuple(t.shape)} is at version {t._version}, "
+                    f"expected version {version}")
 
     @property
     def name(self) -> str:
@@ -94,20 +109,26 @@ class Function:
 
 
 def _topological_order(root: Function) -> List[Function]:
-    """Functions reachable from ``root``, each after every Function that consumes its output."""
+    """Functions reachable from ``root``, each before every Function that produced one of its inputs.
+
+    An iterative depth-first post-order (no recursion limit); a Function is expanded once, when it is
+    first popped, so one reached by paths of different lengths still comes after all its consumers.
+    """
     order: List[Function] = []
-    visited = {id(root)}
+    expanded = set()
     stack = [(root, False)]
     while stack:
         fn, children_done = stack.pop()
         if children_done:
             order.append(fn)
             continue
+        if id(fn) in expanded:
+            continue
+        expanded.add(id(fn))
         stack.append((fn, True))
         for inp in fn.inputs:
             parent = getattr(inp, "grad_fn", None)
-            if parent is not None and id(parent) not in visited:
-                visited.add(id(parent))
+            if parent is not None and id(parent) not in expanded:
                 stack.append((parent, False))
     order.reverse()
     return order
@@ -132,6 +153,7 @@ def run_backward(tensor, grad, retain_graph: bool = False) -> None:
                     "earlier backward). Call .backward(retain_graph=True) the first time if you need "
                     "to backward twice."
                 )
+            fn._check_saved_versions()
             grads = fn.backward(grad_out)
             if not isinstance(grads, tuple):
                 grads = (grads,)

@@ -39,7 +39,11 @@ def load(name: str) -> ModuleType:
     except Exception as exc:  # ImportError, or CuPy failing to find a driver
         _load_errors[name] = f"backend {name!r} is not available: {type(exc).__name__}: {exc}"
         raise BackendUnavailable(_load_errors[name]) from exc
-    check_backend(module)
+    try:
+        check_backend(module)
+    except TypeError as exc:
+        _load_errors[name] = f"backend {name!r} is not usable: {exc}"
+        raise BackendUnavailable(_load_errors[name]) from exc
     _loaded[name] = module
     return module
 
@@ -106,3 +110,10 @@ def _init_from_env() -> None:
 
 
 _init_from_env()
+
+
+def contiguous(array):
+    """``array`` as a C-contiguous array (the kernels' contract); a no-op when it already is."""
+    if array is None or array.flags.c_contiguous:
+        return array
+    return array.copy(order="C")

@@ -28,13 +28,14 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.grad: Optional[Tensor] = None
         self.grad_fn = None
+        self._version = 0  # bumped by in-place ops; autograd checks it for saved tensors
 
     @classmethod
     def _wrap(cls, array) -> "Tensor":
         if isinstance(array, np.generic):  # numpy turns 0-d results into scalars; keep an array
             array = np.asarray(array)
         t = cls.__new__(cls)
-        t._data, t.requires_grad, t.grad, t.grad_fn = array, False, None, None
+        t._data, t.requires_grad, t.grad, t.grad_fn, t._version = array, False, None, None, 0
         return t
 
     # ------------------------------------------------------------------ properties
@@ -212,6 +213,7 @@ class Tensor:
         return self
 
     def _check_inplace(self, op):
+        self._version += 1
         if self.requires_grad and autograd.is_grad_enabled():
             kind = "a leaf Variable that requires grad" if self.grad_fn is None else "a tensor in the graph"
             raise RuntimeError(f"{op}: {kind} is being used in an in-place operation; "

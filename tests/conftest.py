@@ -11,6 +11,7 @@ Helpers (import with ``from conftest import ...``)
     run_side_by_side(...)             -- one op on engine and torch from the same numpy inputs,
                                         forward values and every input gradient compared.
 """
+
 from __future__ import annotations
 
 import os

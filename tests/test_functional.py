@@ -4,17 +4,17 @@ Each case runs the same numpy input through both libraries (``run_side_by_side``
 the same random upstream gradient, and compares outputs and input/weight/bias gradients in float64
 (~1e-10) and float32 (~1e-5 relative), on every available CPU backend.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
+from conftest import assert_close, engine_tensor, run_side_by_side, torch_tensor
 
 import engine
 from engine.nn import functional as F
-
-from conftest import assert_close, engine_tensor, run_side_by_side, torch_tensor
 
 
 def case_id(case: dict) -> str:
@@ -221,9 +221,7 @@ def test_softmax_family_matches_torch(name, dim, dtype, backend):
 @pytest.mark.parametrize("name", ["softmax", "log_softmax"])
 def test_softmax_family_extreme_logits_finite(name, dtype, backend):
     x = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [1e4, 1e4, 0.0]])
-    e_out, _ = run_side_by_side(
-        lambda x: getattr(F, name)(x, dim=1), lambda x: getattr(TF, name)(x, dim=1), [x], dtype
-    )
+    e_out, _ = run_side_by_side(lambda x: getattr(F, name)(x, dim=1), lambda x: getattr(TF, name)(x, dim=1), [x], dtype)
     if name == "softmax":
         assert np.all(np.isfinite(e_out.detach().numpy()))
 
@@ -270,7 +268,9 @@ def test_mse_loss_matches_torch(reduction, dtype, backend):
 
 
 def test_mse_loss_default_and_target_without_grad(dtype, backend):
-    run_side_by_side(F.mse_loss, TF.mse_loss, [randn((2, 1, 3, 3), 1), randn((2, 1, 3, 3), 2)], dtype, grad=[True, False])
+    run_side_by_side(
+        F.mse_loss, TF.mse_loss, [randn((2, 1, 3, 3), 1), randn((2, 1, 3, 3), 2)], dtype, grad=[True, False]
+    )
 
 
 # --- a small network end to end ------------------------------------------------------------
@@ -313,3 +313,83 @@ def test_torch_tensor_helper_roundtrip():
     a = np.arange(6.0).reshape(2, 3)
     assert torch_tensor(a).dtype == torch.float64
     assert engine_tensor(a).numpy().tolist() == a.tolist()
+
+
+# --- non-contiguous and unbatched inputs ------------------------------------------------------
+
+NON_CONTIGUOUS = {
+    "conv2d_transposed_input": (
+        lambda x, w: F.conv2d(x.transpose(2, 3), w, padding=1),
+        lambda x, w: TF.conv2d(x.transpose(2, 3), w, padding=1),
+        [(2, 2, 7, 5), (3, 2, 3, 2)],
+    ),
+    "conv2d_sliced_input_and_weight": (
+        lambda x, w: F.conv2d(x[:, 1:, ::2, 1:], w[:, 1:], stride=2),
+        lambda x, w: TF.conv2d(x[:, 1:, ::2, 1:], w[:, 1:], stride=2),
+        [(2, 3, 12, 9), (2, 3, 3, 3)],
+    ),
+    "avg_pool2d_transposed": (
+        lambda x: F.avg_pool2d(x.transpose(2, 3), 2),
+        lambda x: TF.avg_pool2d(x.transpose(2, 3), 2),
+        [(2, 2, 6, 4)],
+    ),
+    "max_pool2d_sliced": (
+        lambda x: F.max_pool2d(x[:, ::2], 3, stride=2, padding=1),
+        lambda x: TF.max_pool2d(x[:, ::2], 3, stride=2, padding=1),
+        [(2, 4, 7, 7)],
+    ),
+    "sigmoid_transposed": (lambda x: F.sigmoid(x.T), lambda x: torch.sigmoid(x.T), [(3, 5)]),
+    # the backward kernels receive a non-contiguous upstream gradient (from the transpose's backward)
+    "sigmoid_then_transposed": (lambda x: F.sigmoid(x).T, lambda x: torch.sigmoid(x).T, [(3, 5)]),
+    "relu_tanh_sliced": (lambda x: F.relu(F.tanh(x[:, ::2])), lambda x: torch.relu(torch.tanh(x[:, ::2])), [(3, 6)]),
+    "conv2d_then_transposed": (
+        lambda x, w: F.conv2d(x, w).transpose(2, 3),
+        lambda x, w: TF.conv2d(x, w).transpose(2, 3),
+        [(2, 2, 6, 5), (3, 2, 3, 2)],
+    ),
+    "pools_then_transposed": (
+        lambda x: F.max_pool2d(F.avg_pool2d(x, 2, stride=1).transpose(2, 3), 2),
+        lambda x: TF.max_pool2d(TF.avg_pool2d(x, 2, stride=1).transpose(2, 3), 2),
+        [(2, 2, 7, 6)],
+    ),
+    "cross_entropy_none_then_sliced": (
+        lambda x: F.cross_entropy(x, engine.tensor([0, 2, 1, 1]), reduction="none")[::2],
+        lambda x: TF.cross_entropy(x, torch.tensor([0, 2, 1, 1]), reduction="none")[::2],
+        [(4, 3)],
+    ),
+    "linear_transposed_weight": (
+        lambda x, w: F.linear(x, w.T),
+        lambda x, w: TF.linear(x, w.T),
+        [(4, 3), (3, 5)],
+    ),
+    "cross_entropy_sliced_logits": (
+        lambda x: F.cross_entropy(x[:, 1:], engine.tensor([0, 2, 1])),
+        lambda x: TF.cross_entropy(x[:, 1:], torch.tensor([0, 2, 1])),
+        [(3, 4)],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", NON_CONTIGUOUS)
+def test_non_contiguous_inputs(name, dtype, backend):
+    e_fn, t_fn, shapes = NON_CONTIGUOUS[name]
+    run_side_by_side(e_fn, t_fn, [randn(s, i) for i, s in enumerate(shapes)], dtype)
+
+
+UNBATCHED = {
+    "conv2d": (
+        lambda x, w: F.conv2d(x, w, padding=1),
+        lambda x, w: TF.conv2d(x, w, padding=1),
+        [(2, 5, 6), (3, 2, 3, 3)],
+    ),
+    "avg_pool2d": (lambda x: F.avg_pool2d(x, 2), lambda x: TF.avg_pool2d(x, 2), [(3, 6, 4)]),
+    "max_pool2d": (lambda x: F.max_pool2d(x, 2), lambda x: TF.max_pool2d(x, 2), [(3, 6, 4)]),
+    "linear_3d": (F.linear, TF.linear, [(2, 4, 5), (3, 5)]),
+}
+
+
+@pytest.mark.parametrize("name", UNBATCHED)
+def test_unbatched_and_extra_leading_dims_like_torch(name, dtype, backend):
+    """torch accepts (C, H, W) for conv/pool and (*, in_features) for linear."""
+    e_fn, t_fn, shapes = UNBATCHED[name]
+    run_side_by_side(e_fn, t_fn, [randn(s, i) for i, s in enumerate(shapes)], dtype)

@@ -1,5 +1,6 @@
 """engine.gradcheck: finite differences (float64, central) agree with every Function's backward,
 and a deliberately wrong backward is caught, in the full and the random-direction variants."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,14 +36,23 @@ def weighted_sum(fn, out_seed=99):
 TARGET = engine.tensor([2, 0, 1, 2])
 
 CASES = {
-    "conv2d_im2col": (lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1, algo="im2col"), [(2, 2, 6, 5), (3, 2, 3, 2), (3,)]),
-    "conv2d_direct": (lambda x, w, b: F.conv2d(x, w, b, stride=(2, 1), padding=(1, 2), algo="direct"), [(2, 2, 6, 5), (3, 2, 3, 2), (3,)]),
+    "conv2d_im2col": (
+        lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1, algo="im2col"),
+        [(2, 2, 6, 5), (3, 2, 3, 2), (3,)],
+    ),
+    "conv2d_direct": (
+        lambda x, w, b: F.conv2d(x, w, b, stride=(2, 1), padding=(1, 2), algo="direct"),
+        [(2, 2, 6, 5), (3, 2, 3, 2), (3,)],
+    ),
     "conv2d_dilated": (lambda x, w: F.conv2d(x, w, padding=1, dilation=2), [(1, 2, 7, 6), (2, 2, 2, 3)]),
     "conv2d_1x2": (lambda x, w: F.conv2d(x, w), [(1, 1, 6, 8), (1, 1, 1, 2)]),
     "avg_pool2d": (lambda x: F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False), [(2, 2, 7, 6)]),
     "avg_pool2d_ceil": (lambda x: F.avg_pool2d(x, 2, ceil_mode=True), [(1, 2, 5, 7)]),
     "max_pool2d": (lambda x: F.max_pool2d(x, 3, stride=2, padding=1, dilation=1), [(2, 2, 7, 6)]),
-    "max_pool2d_dilated_ceil": (lambda x: F.max_pool2d(x, (2, 3), stride=2, dilation=(2, 1), ceil_mode=True), [(1, 2, 8, 7)]),
+    "max_pool2d_dilated_ceil": (
+        lambda x: F.max_pool2d(x, (2, 3), stride=2, dilation=(2, 1), ceil_mode=True),
+        [(1, 2, 8, 7)],
+    ),
     "sigmoid": (F.sigmoid, [(3, 4)]),
     "relu": (F.relu, [(3, 4)]),
     "tanh": (F.tanh, [(3, 4)]),

@@ -1,4 +1,5 @@
 """engine.nn.init: bounds and spreads as torch.nn.init computes them, in place, without building a graph."""
+
 from __future__ import annotations
 
 import math
@@ -94,10 +95,10 @@ def test_uniform_normal_constant_inits():
 
 def test_init_on_parameter_keeps_it_a_leaf_and_builds_no_graph():
     lin = nn.Linear(30, 20)
-    before = lin.weight.numpy().copy()
+    before = lin.weight.detach().numpy().copy()
     init.xavier_uniform_(lin.weight)
     assert lin.weight.requires_grad and lin.weight.grad_fn is None and lin.weight.grad is None
-    assert not np.array_equal(before, lin.weight.numpy())
+    assert not np.array_equal(before, lin.weight.detach().numpy())
     lin(engine.randn(2, 30)).sum().backward()
     assert lin.weight.grad is not None
 

@@ -1,14 +1,14 @@
 """engine.optim.SGD and Adam against torch.optim on the same problem, step by step, in float64."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from conftest import FLOAT64, assert_close, engine_tensor
 
 import engine
 from engine import optim
-
-from conftest import FLOAT64, assert_close, engine_tensor
 
 
 def problem(seed=0):
@@ -87,7 +87,7 @@ def test_state_dict_resumes_exactly(cls, kw):
     state = opt_a.state_dict()
     resumed = dict(data, w=w_a.detach().numpy().copy(), b=b_a.detach().numpy().copy())
     (w_b, _), _ = run_steps("engine", make, 2, resumed, state=state)
-    np.testing.assert_allclose(w_b.numpy(), w_full.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(w_b.detach().numpy(), w_full.detach().numpy(), rtol=1e-12, atol=1e-12)
 
 
 def test_zero_grad_clears_grads():
@@ -101,11 +101,11 @@ def test_zero_grad_clears_grads():
 def test_sgd_accepts_a_generator_of_parameters_like_the_seed():
     net = engine.nn.Sequential(engine.nn.Linear(3, 2))
     opt = optim.SGD(net.parameters(), lr=0.9)
-    before = net[0].weight.numpy().copy()
+    before = net[0].weight.detach().numpy().copy()
     net(engine.ones(1, 3)).sum().backward()
     opt.step()
     expected = before - 0.9 * np.ones((2, 3))  # d(sum(W x + b))/dW = 1 for x = ones
-    np.testing.assert_allclose(net[0].weight.numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(net[0].weight.detach().numpy(), expected, rtol=1e-6)
 
 
 def test_step_skips_parameters_without_grad():
@@ -123,7 +123,7 @@ def test_float32_parameters_stay_float32():
         (w * w).sum().backward()
         cls.step()
         cls.zero_grad()
-        assert w.dtype == engine.float32 and w.numpy().dtype == np.float32
+        assert w.dtype == engine.float32 and w.detach().numpy().dtype == np.float32
 
 
 def test_invalid_hyperparameters_raise():

@@ -1,4 +1,5 @@
 """The Tensor API against torch: creation, conversion, shape ops, reductions, arithmetic, indexing, printing."""
+
 from __future__ import annotations
 
 import operator
@@ -6,10 +7,9 @@ import operator
 import numpy as np
 import pytest
 import torch
+from conftest import FLOAT32, FLOAT64, assert_close, engine_tensor, run_side_by_side, to_numpy
 
 import engine
-
-from conftest import FLOAT32, FLOAT64, assert_close, engine_tensor, run_side_by_side, to_numpy
 
 
 def randn(shape, seed=0):
@@ -184,6 +184,32 @@ def test_argmax_and_max_indices_match_torch(dim, keepdim):
         np.testing.assert_array_equal(values.numpy(), t.max(**kw)[0].numpy())
 
 
+TIES = {
+    "max_all": lambda t: t.max(),  # torch splits the gradient evenly between tied maxima
+    "max_dim": lambda t: t.max(dim=1)[0],  # the gradient goes to the returned (first) index
+    "sum_dims_tuple": lambda t: t.sum(dim=(0, 1)),
+    "mean_dims_tuple_keep": lambda t: t.mean(dim=(1, 0), keepdim=True),
+}
+
+
+@pytest.mark.parametrize("name", TIES)
+def test_reductions_with_ties_and_dim_tuples(name, dtype):
+    a = np.array([[[1.0, 3.0], [3.0, 0.0]], [[2.0, 2.0], [2.0, 2.0]]])
+    run_side_by_side(TIES[name], TIES[name], [a], dtype)
+
+
+def test_argmax_ties_pick_the_first_like_torch():
+    a = np.array([[1.0, 3.0, 3.0], [5.0, 5.0, 5.0]])
+    assert engine.tensor(a).argmax(dim=1).tolist() == torch.from_numpy(a).argmax(dim=1).tolist() == [1, 0]
+    assert engine.tensor(a).argmax().item() == 3
+
+
+def test_bool_of_a_multi_element_tensor_raises():
+    with pytest.raises(RuntimeError, match="(?i)ambiguous|more than one"):
+        bool(engine.tensor([1.0, 2.0]))
+    assert bool(engine.tensor([2.0])) is True and bool(engine.tensor(0.0)) is False
+
+
 def test_sum_of_bool_and_int_tensors():
     a = engine.tensor([1, 2, 3])
     b = engine.tensor([1, 0, 3])
@@ -279,7 +305,14 @@ def test_reused_input_in_binary_op(dtype):
 
 @pytest.mark.parametrize("op", ["<", "<=", ">", ">=", "==", "!="])
 def test_comparisons_return_bool_tensors(op):
-    fn = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne}[op]
+    fn = {
+        "<": operator.lt,
+        "<=": operator.le,
+        ">": operator.gt,
+        ">=": operator.ge,
+        "==": operator.eq,
+        "!=": operator.ne,
+    }[op]
     a = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]])
     b = np.array([2.0, 2.0, 2.0])
     got = fn(engine.tensor(a), engine.tensor(b))
@@ -331,7 +364,7 @@ def test_data_slice_update_like_the_seed():
     w = engine.nn.Parameter(engine.tensor([[1.0, -2.0]]))
     (w * w).sum().backward()
     w.data[:] -= 0.1 * w.grad
-    np.testing.assert_allclose(w.numpy(), [[0.8, -1.6]], rtol=1e-6)
+    np.testing.assert_allclose(w.detach().numpy(), [[0.8, -1.6]], rtol=1e-6)
     assert w.requires_grad and w.grad_fn is None
     assert w.data.reshape(1, 2).tolist() == w.tolist()
     assert not w.data.requires_grad
@@ -356,6 +389,20 @@ INDEXES = {
 def test_indexing_values_and_grads(name, dtype):
     fn = INDEXES[name]
     run_side_by_side(fn, fn, [randn((4, 5))], dtype)
+
+
+ADVANCED_INDEXES = {
+    "int_list": lambda lib, t: t[[1, 0, 1]],
+    "repeated_tensor_index": lambda lib, t: t[lib.tensor([3, 3, 0])],  # repeated rows: gradients add up
+    "mask": lambda lib, t: t[t > 0],
+    "column_tensor_index": lambda lib, t: t[:, lib.tensor([0, 4, 4])],
+}
+
+
+@pytest.mark.parametrize("name", ADVANCED_INDEXES)
+def test_advanced_indexing_values_and_grads(name, dtype):
+    fn = ADVANCED_INDEXES[name]
+    run_side_by_side(lambda t: fn(engine, t), lambda t: fn(torch, t), [randn((4, 5))], dtype)
 
 
 def test_slice_assignment_like_the_seed():
@@ -405,6 +452,12 @@ def test_repr_matches_torch(values):
     assert str(engine.tensor(values)) == str(torch.tensor(values))
 
 
+@pytest.mark.parametrize("values", [[1e6, 2.0], 1.5e9, [[2e-6, 1.0], [3.0, 4.0]]], ids=str)
+def test_repr_scientific_notation_like_torch(values):
+    """torch switches to scientific notation when max/min > 1000 or max > 1e8."""
+    assert repr(engine.tensor(values)) == repr(torch.tensor(values))
+
+
 def test_repr_int_matches_torch():
     assert repr(engine.tensor([1, 2, 3])) == repr(torch.tensor([1, 2, 3]))
 
@@ -417,6 +470,24 @@ def test_repr_shows_requires_grad_and_grad_fn():
 
 
 # --- dtype bookkeeping --------------------------------------------------------------------------
+
+PROMOTIONS = {
+    "f32+f64": lambda lib: lib.ones(2) + lib.ones(2, dtype=lib.float64),
+    "int+float_scalar": lambda lib: lib.tensor([1, 2]) + 0.5,
+    "int/int": lambda lib: lib.tensor([1, 2]) / lib.tensor([2, 2]),
+    "f32*int": lambda lib: lib.ones(2) * lib.tensor([1, 2]),
+    "int*int_scalar": lambda lib: lib.tensor([1, 2]) * 3,
+    "bool_sum": lambda lib: (lib.tensor([1.0, 2.0]) > 1.5).sum(),
+    "f32*f64_scalar0d": lambda lib: lib.ones(2) * lib.tensor(2.0, dtype=lib.float64),
+    "float_scalar/int": lambda lib: 1.5 / lib.tensor([1, 2]),
+}
+
+
+@pytest.mark.parametrize("name", PROMOTIONS)
+def test_dtype_promotion_like_torch(name):
+    got, want = PROMOTIONS[name](engine), PROMOTIONS[name](torch)
+    assert got.numpy().dtype == want.numpy().dtype, f"{got.numpy().dtype} != torch's {want.dtype}"
+    np.testing.assert_allclose(got.numpy(), want.numpy())
 
 
 @pytest.mark.parametrize("dt", [FLOAT32, FLOAT64], ids=str)

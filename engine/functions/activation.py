@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from engine.autograd import Function
-from engine.backend import backend_for
+from engine.backend import backend_for, contiguous
 
 
 class _Activation(Function):
@@ -11,13 +11,13 @@ class _Activation(Function):
     forward_kernel = backward_kernel = ""
 
     def forward(self, x):
-        y = getattr(backend_for(x), self.forward_kernel)(x)
+        y = getattr(backend_for(x), self.forward_kernel)(contiguous(x))
         self.save_for_backward(y)
         return y
 
     def backward(self, gy):
         (y,) = self.saved_tensors
-        return getattr(backend_for(gy), self.backward_kernel)(gy, y)
+        return getattr(backend_for(gy), self.backward_kernel)(contiguous(gy), y)
 
 
 class Sigmoid(_Activation):

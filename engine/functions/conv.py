@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from engine.autograd import Function
 from engine.autotune import check_algo, run_conv_kernel
-from engine.backend import backend_for
+from engine.backend import backend_for, contiguous
 from kernels.shapes import conv2d_out_hw, pair
 
 
@@ -11,6 +11,7 @@ class Conv2d(Function):
     """y (N,O,OH,OW) = conv(x (N,C,H,W), w (O,C,KH,KW)) + b (O,)."""
 
     def forward(self, x, w, b, stride, padding, dilation, algo):
+        x, w, b = contiguous(x), contiguous(w), contiguous(b)
         self.geometry = (stride, padding, dilation)
         self.algo = algo
         self.input_hw, self.kernel_hw = x.shape[2:], w.shape[2:]
@@ -20,6 +21,7 @@ class Conv2d(Function):
 
     def backward(self, gy):
         x, w = self.saved_tensors
+        gy = contiguous(gy)
         backend = backend_for(gy)
         gx = gw = gb = None
         if self.needs_input_grad[0]:

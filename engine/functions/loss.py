@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from engine.autograd import Function
-from engine.backend import backend_for
+from engine.backend import backend_for, contiguous
 from engine.device import array_module
 
 
@@ -39,10 +39,10 @@ class SoftmaxCrossEntropy(Function):
     """Per-sample loss -log softmax(logits)[target] for logits (N, K), target (N,) int."""
 
     def forward(self, logits, target):
-        loss, probs = backend_for(logits).softmax_cross_entropy_forward(logits, target)
+        loss, probs = backend_for(logits).softmax_cross_entropy_forward(contiguous(logits), contiguous(target))
         self.save_for_backward(probs, target)
         return loss
 
     def backward(self, gloss):
         probs, target = self.saved_tensors
-        return backend_for(gloss).softmax_cross_entropy_backward(gloss, probs, target), None
+        return backend_for(gloss).softmax_cross_entropy_backward(contiguous(gloss), probs, target), None

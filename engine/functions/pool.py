@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.autograd import Function
-from engine.backend import backend_for
+from engine.backend import backend_for, contiguous
 from kernels.shapes import pair, pool2d_out_hw
 
 
@@ -12,22 +12,22 @@ class AvgPool2d(Function):
     def forward(self, x, kernel, stride, padding, ceil_mode, count_include_pad):
         self.input_hw = x.shape[2:]
         self.options = (kernel, stride, padding, ceil_mode, count_include_pad)
-        return backend_for(x).avg_pool2d_forward(x, *self.options)
+        return backend_for(x).avg_pool2d_forward(contiguous(x), *self.options)
 
     def backward(self, gy):
-        return backend_for(gy).avg_pool2d_backward(gy, self.input_hw, *self.options)
+        return backend_for(gy).avg_pool2d_backward(contiguous(gy), self.input_hw, *self.options)
 
 
 class MaxPool2d(Function):
     def forward(self, x, kernel, stride, padding, dilation, ceil_mode):
         self.input_hw = x.shape[2:]
-        y, indices = backend_for(x).max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode)
+        y, indices = backend_for(x).max_pool2d_forward(contiguous(x), kernel, stride, padding, dilation, ceil_mode)
         self.save_for_backward(indices)
         return y
 
     def backward(self, gy):
         (indices,) = self.saved_tensors
-        return backend_for(gy).max_pool2d_backward(gy, indices, self.input_hw)
+        return backend_for(gy).max_pool2d_backward(contiguous(gy), indices, self.input_hw)
 
 
 def check_pool_geometry(op, x_shape, kernel_size, stride, padding, dilation, ceil_mode):
