@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -76,26 +75,30 @@ def build_parser() -> argparse.ArgumentParser:
                "config.json, checkpoint.npz, curves.png, confusion_matrix.png, kernels.png. "
                "Ctrl-C saves a checkpoint; continue with --resume. Exit status: 0 done, 1 data/checkpoint/"
                "device error, 2 bad arguments, 3 training diverged, 130 interrupted.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+)
     train = p.add_argument_group("training")
-    train.add_argument("--epochs", type=_positive_int, default=EPOCHS,
-                       help="total number of epochs (the seed used 100); with --resume, train until this many")
-    train.add_argument("--batch-size", type=_positive_int, default=None, help=f"mini-batch size [{BATCH_SIZE}]")
+    train.add_argument("--epochs", type=_positive_int, default=None,
+                       help=f"total number of epochs (default: {EPOCHS}; the seed used 100); with --resume: train "
+                            "until this many (default: the resumed run's)")
+    train.add_argument("--batch-size", type=_positive_int, default=None,
+                       help=f"mini-batch size (default: {BATCH_SIZE})")
     train.add_argument("--lr", type=_learning_rate, default=None,
-                       help="learning rate [sgd 0.9 (the seed's), momentum 0.09 (same effective step), adam 0.001]")
+                       help="learning rate (default: sgd 0.9 (the seed's), momentum 0.09 (the same effective step), "
+                            "adam 0.001)")
     train.add_argument("--optimizer", choices=sorted(DEFAULT_LR), default=None,
-                       help=f"sgd (the seed's), momentum (SGD with momentum {MOMENTUM}) or adam [sgd]")
+                       help=f"sgd (the seed's, default), momentum (SGD with momentum {MOMENTUM}) or adam")
     train.add_argument("--seed", type=_non_negative_int, default=None,
-                       help="seeds the weight init and the shuffling; same seed, same run [0]")
+                       help="seeds the weight init and the shuffling: same seed, same run (default: 0)")
     model = p.add_argument_group("model")
-    model.add_argument("--activation", choices=["sigmoid", "relu"], default=None, help="activation [sigmoid]")
-    model.add_argument("--pool", choices=["avg", "max"], default=None, help="pooling [avg]")
+    model.add_argument("--activation", choices=["sigmoid", "relu"], default=None,
+                       help="activation (default: sigmoid, the seed's)")
+    model.add_argument("--pool", choices=["avg", "max"], default=None, help="pooling (default: avg, the seed's)")
     model.add_argument("--conv-algo", choices=["auto", "im2col", "direct"], default="auto",
                        help="convolution algorithm: im2col (unfold + matrix multiply), direct (no unfolded "
-                            "matrix), auto (the faster for each shape)")
+                            "matrix), auto (the faster for each shape; default)")
     machine = p.add_argument_group("machine")
     machine.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                         help="where to train; auto picks cuda when a usable GPU and CuPy are present")
+                         help="where to train (default: auto: cuda when a usable GPU and CuPy are present, else cpu)")
     machine.add_argument("--num-threads", type=_positive_int, default=None,
                          help="CPU threads for the kernels (default: the engine's, usually all cores)")
     data = p.add_argument_group("data")
@@ -110,9 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--limit-test", type=_positive_int, default=None, metavar="N",
                       help="use only the first N test images")
     run = p.add_argument_group("run, logs and checkpoints")
-    run.add_argument("--logdir", type=Path, default=Path("runs"), help="each run writes into a new LOGDIR/expN/")
+    run.add_argument("--logdir", type=Path, default=Path("runs"),
+                     help="each run writes into a new LOGDIR/expN/ (default: runs)")
     run.add_argument("--checkpoint", type=Path, default=None,
-                     help="checkpoint file, written after every epoch and on Ctrl-C [LOGDIR/expN/checkpoint.npz]")
+                     help="checkpoint file, written after every epoch and on Ctrl-C (default: "
+                          "LOGDIR/expN/checkpoint.npz; with --resume: that file)")
     run.add_argument("--resume", metavar="CHECKPOINT", default=None,
                      help="continue the run saved in CHECKPOINT ('latest': the newest under LOGDIR) with its "
                           "settings; --epochs, --lr, --device, --conv-algo, --num-threads may change")
@@ -128,8 +133,9 @@ def resolve_config(args: argparse.Namespace, saved: Optional[Dict[str, Any]]) ->
     given = {"batch_size": args.batch_size, "optimizer": args.optimizer, "activation": args.activation,
              "pool": args.pool, "seed": args.seed, "limit_train": args.limit_train, "limit_test": args.limit_test}
     if saved is not None:
+        fixed = [k for k in FIXED_ON_RESUME if not (args.eval_only and k.startswith("limit_"))]
         clashes = [f"--{k.replace('_', '-')} {given[k]} (the checkpoint has {saved[k]})"
-                   for k in FIXED_ON_RESUME if given[k] is not None and given[k] != saved[k]]
+                   for k in fixed if given[k] is not None and given[k] != saved[k]]
         if clashes:
             raise ConfigError("a resumed run keeps its settings; drop or fix: " + "; ".join(clashes))
         config = {k: saved[k] for k in FIXED_ON_RESUME}
@@ -140,7 +146,8 @@ def resolve_config(args: argparse.Namespace, saved: Optional[Dict[str, Any]]) ->
                   "seed": 0 if args.seed is None else args.seed,
                   "limit_train": args.limit_train, "limit_test": args.limit_test}
         config["lr"] = args.lr if args.lr is not None else DEFAULT_LR[config["optimizer"]]
-    config.update(epochs=args.epochs, conv_algo=args.conv_algo)
+    epochs = args.epochs or (saved["epochs"] if saved is not None else EPOCHS)
+    config.update(epochs=epochs, conv_algo=args.conv_algo)
     return config
 
 
@@ -200,10 +207,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 def run(args: argparse.Namespace) -> int:
     import engine
     from engine.data import DataLoader, FashionMNIST
-    from engine.training import plots
     from engine.training.checkpoint import load_checkpoint, read_checkpoint
     from engine.training.loop import Diverged, Trainer, evaluate
-    from engine.training.model import build_lenet, count_parameters, first_conv_and_activation
+    from engine.training.model import build_lenet, count_parameters
     from engine.training.progress import Reporter
     from engine.training.runlog import RunLog, find_latest_checkpoint, new_run_dir
 
@@ -217,6 +223,10 @@ def run(args: argparse.Namespace) -> int:
                 raise ConfigError(f"--resume latest: no checkpoint under {args.logdir}/exp*/")
         saved_meta = read_checkpoint(resume_path)["meta"]
     config = resolve_config(args, saved_meta["config"] if saved_meta else None)
+    if saved_meta is not None and not args.eval_only and saved_meta["epoch"] >= config["epochs"]:
+        print(f"nothing to do: {resume_path} already has {saved_meta['epoch']} epochs; pass --epochs > "
+              f"{saved_meta['epoch']} to train further")
+        return 0
 
     # --- machine
     if args.num_threads is not None:
@@ -224,23 +234,23 @@ def run(args: argparse.Namespace) -> int:
     engine.set_conv_algo(config["conv_algo"])
     device = resolve_device(args.device)
 
-    # --- data
-    train_set = FashionMNIST(args.data_dir, train=True, download=args.download, limit=config["limit_train"])
-    test_set = FashionMNIST(args.data_dir, train=False, download=args.download, limit=config["limit_test"])
-    train_loader = DataLoader(train_set, config["batch_size"], shuffle=True, seed=config["seed"], device=device)
-    train_eval = DataLoader(train_set, EVAL_BATCH, device=device)
-    test_eval = DataLoader(test_set, EVAL_BATCH, device=device)
-
     # --- model and optimizer (the seed fixes the initial weights)
     engine.manual_seed(config["seed"])
     model = build_lenet(config["activation"], config["pool"], config["conv_algo"]).to(device)
     optimizer = make_optimizer(config["optimizer"], model.parameters(), config["lr"])
 
+    # --- data
+    test_limit = args.limit_test if args.eval_only else config["limit_test"]  # eval-only: the whole test set
+    test_set = FashionMNIST(args.data_dir, train=False, download=args.download, limit=test_limit)
+    test_eval = DataLoader(test_set, EVAL_BATCH, device=device)
     if args.eval_only:
         load_checkpoint(resume_path, model)
-        loss, acc, confusion = evaluate(model, test_eval.batches(0), len(train_set.classes))
-        report_eval(resume_path, loss, acc, confusion, train_set.classes)
+        loss, acc, confusion = evaluate(model, test_eval.batches(0), len(test_set.classes))
+        report_eval(resume_path, loss, acc, confusion, test_set.classes)
         return 0
+    train_set = FashionMNIST(args.data_dir, train=True, download=args.download, limit=config["limit_train"])
+    train_loader = DataLoader(train_set, config["batch_size"], shuffle=True, seed=config["seed"], device=device)
+    train_eval = DataLoader(train_set, EVAL_BATCH, device=device)
 
     # --- run directory, logs, checkpoint
     run_dir = None
@@ -249,8 +259,8 @@ def run(args: argparse.Namespace) -> int:
         if args.lr is not None:
             for group in optimizer.param_groups:
                 group["lr"] = args.lr
-        if Path(saved_meta["run_dir"]).is_dir():
-            run_dir = Path(saved_meta["run_dir"])
+        if (resume_path.parent / "config.json").is_file():  # continue logging into the checkpoint's run
+            run_dir = resume_path.parent
     run_dir = run_dir or new_run_dir(args.logdir)
     checkpoint = args.checkpoint or resume_path or run_dir / "checkpoint.npz"
     start_epoch = saved_meta["epoch"] if saved_meta else 0
@@ -271,54 +281,62 @@ def run(args: argparse.Namespace) -> int:
         f"seed {config['seed']}; {device.type} ({backend_name} backend, {settings['num_threads']} threads, "
         f"conv {config['conv_algo']}); logs in {run_dir}")
     if saved_meta is not None:
-        reporter.info(f"resuming from {resume_path}: epoch {saved_meta['epoch']} complete, "
-                      f"{saved_meta['step']} steps of the next done")
+        reporter.info(f"resuming from {resume_path}: {saved_meta['epoch']} epoch(s) complete; "
+                      f"epoch {saved_meta['epoch'] + 1} continues after step {saved_meta['step']}")
 
     trainer = Trainer(model, optimizer, train_loader, lambda: train_eval.batches(0), lambda: test_eval.batches(0),
                       num_classes=len(train_set.classes), reporter=reporter, checkpoint_path=checkpoint,
-                      meta={"config": config, "run_dir": str(run_dir)},
+                      meta={"config": config, "run_dir": str(run_dir.resolve())},
                       sync_every=1 if device.type == "cpu" else GPU_SYNC_EVERY,
                       on_epoch_end=lambda row: log.log_epoch(row, trainer.history))
     if saved_meta is not None:
         trainer.restore(saved_meta)
     try:
-        history = trainer.run(config["epochs"])
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is reported below
+            trainer.run(config["epochs"])
     except Diverged as exc:
-        exc.advice = divergence_advice(config["lr"], trainer, checkpoint)
+        exc.advice = divergence_advice(config["lr"], checkpoint)
         raise
     finally:
         log.close()
 
-    # --- figures and summary
-    if not history:
-        reporter.summary(f"nothing to do: the checkpoint already has {trainer.epoch} epochs; pass --epochs > "
-                         f"{trainer.epoch} to train further")
-        return 0
+    finish(trainer, model, test_set, test_eval, device, run_dir, checkpoint, reporter, settings)
+    return 0
+
+
+def finish(trainer, model, test_set, test_eval, device, run_dir: Path, checkpoint: Path, reporter,
+           settings: Dict[str, Any]) -> None:
+    """The end of a run: the three figures and the summary."""
+    from engine.training import plots
+    from engine.training.loop import evaluate
+    from engine.training.model import first_conv_and_activation
+
+    history = trainer.history
     confusion = trainer.last_confusion
     if confusion is None:
-        confusion = evaluate(model, test_eval.batches(0), len(train_set.classes))[2]
+        confusion = evaluate(model, test_eval.batches(0), len(test_set.classes))[2]
     figures = [plots.plot_curves(history, run_dir / "curves.png"),
-               plots.plot_confusion_matrix(confusion, train_set.classes, run_dir / "confusion_matrix.png"),
+               plots.plot_confusion_matrix(confusion, test_set.classes, run_dir / "confusion_matrix.png"),
                kernels_figure(model, test_set, device, run_dir / "kernels.png", first_conv_and_activation)]
     best = max(history, key=lambda row: row["test_acc"])
     last = history[-1]
     total = sum(row["epoch_seconds"] for row in history)
     reporter.summary(
-        f"done: {len(history)} epochs in {total:.1f} s on {device.type} ({backend_name}, "
+        f"done: {len(history)} epochs in {total:.1f} s on {device.type} ({settings['backend']}, "
         f"{settings['num_threads']} threads): train loss {last['train_loss']:.4f}, train acc {last['train_acc']:.4f}, "
         f"test acc {last['test_acc']:.4f} (best {best['test_acc']:.4f} at epoch {best['epoch']})\n"
         f"logs: {run_dir}/ (metrics.csv, config.json, TensorBoard events, "
         f"{', '.join(f.name for f in figures)}); checkpoint: {checkpoint}")
-    return 0
 
 
-def divergence_advice(lr: float, trainer, checkpoint: Path) -> str:
-    if trainer.epoch > 0 and checkpoint.is_file():
-        keep = (f"The last good checkpoint, {checkpoint} (end of epoch {trainer.epoch}), is kept; continue from it "
-                f"with a lower rate: --resume {checkpoint} --lr {lr / 2:g}")
+def divergence_advice(lr: float, checkpoint: Path) -> str:
+    """What to do after a divergence; the checkpoint (if any) predates it: nothing is saved after."""
+    if checkpoint.is_file():
+        keep = (f"The last good checkpoint, {checkpoint}, is kept; continue from it with a lower rate: "
+                f"--resume {checkpoint} --lr {lr / 10:g}")
     else:
         keep = "No epoch completed, so no checkpoint was written."
-    return f"Try a lower learning rate, e.g. --lr {lr / 2:g} (this run used {lr:g}). {keep}"
+    return f"Try a lower learning rate, e.g. --lr {lr / 10:g} (this run used {lr:g}). {keep}"
 
 
 def kernels_figure(model, test_set, device, path: Path, first_layers, count: int = 4) -> Path:

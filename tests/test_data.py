@@ -1,14 +1,14 @@
 """engine.data: FashionMNIST reading/validation/search order/download, and the DataLoader."""
 import gzip
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import engine
+from engine.data import CLASSES, DataLoader, DatasetError, FashionMNIST, atomic
 from engine.data import fashion_mnist as fm
-from engine.data import CLASSES, DataLoader, DatasetError, FashionMNIST
 
 SYSTEM = fm.SYSTEM_DIR
 needs_data = pytest.mark.skipif(
@@ -152,9 +152,10 @@ def test_wellformed_synthetic_files_load(tmp_path, monkeypatch):
     """The validator accepts a correct file (so the failures above are not vacuous)."""
     root = tmp_path / "ok"
     root.mkdir()
-    pixels = np.arange(10000 * 784, dtype=np.int64) % 256
-    (root / "t10k-images-idx3-ubyte").write_bytes(idx_bytes(2051, [10000, 28, 28], pixels.astype(np.uint8).tobytes()))
-    (root / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(2049, [10000], (np.arange(10000) % 10).astype(np.uint8).tobytes()))
+    pixels = (np.arange(10000 * 784) % 256).astype(np.uint8)
+    labels = (np.arange(10000) % 10).astype(np.uint8)
+    (root / "t10k-images-idx3-ubyte").write_bytes(idx_bytes(2051, [10000, 28, 28], pixels.tobytes()))
+    (root / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(2049, [10000], labels.tobytes()))
     ds = FashionMNIST(root, train=False)
     np.testing.assert_array_equal(ds.data[0, 0, 0, :3], np.float32([0, 1, 2]) / np.float32(255))
     assert ds.targets[:12].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
@@ -235,7 +236,72 @@ def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
     def failing_replace(src, dst):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fm.os, "replace", failing_replace)
+    monkeypatch.setattr(atomic.os, "replace", failing_replace)
     with pytest.raises(KeyboardInterrupt):
         fm._atomic_write(tmp_path / "file.gz", b"x" * 1000)
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ DataLoader
+def toy(n=10):
+    """Inputs whose first value is the sample's index, so batches reveal the order."""
+    x = np.arange(n, dtype=np.float32)[:, None, None, None] * np.ones((1, 1, 2, 2), np.float32)
+    return x, np.arange(n, dtype=np.int64)
+
+
+def epoch_order(loader, epoch=None):
+    if epoch is not None:
+        loader.set_epoch(epoch)
+    batches = list(loader)
+    for X, y in batches:  # inputs and targets stay paired
+        np.testing.assert_array_equal(X.numpy()[:, 0, 0, 0], y.numpy().astype(np.float32))
+    return [y.numpy().tolist() for _, y in batches]
+
+
+def test_loader_batches_in_order_keeps_last_partial_batch():
+    loader = DataLoader(toy(10), batch_size=4)
+    assert len(loader) == 3 and loader.num_samples == 10
+    assert epoch_order(loader) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    X, y = next(iter(loader))
+    assert isinstance(X, engine.Tensor) and X.shape == (4, 1, 2, 2) and X.dtype == np.float32
+    assert y.dtype == np.int64 and X.device.type == "cpu"
+
+
+def test_loader_drop_last():
+    loader = DataLoader(toy(10), batch_size=4, drop_last=True)
+    assert len(loader) == 2 and loader.num_samples == 8
+    assert epoch_order(loader) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+
+
+def test_loader_shuffle_is_a_seeded_permutation_per_epoch():
+    loader = DataLoader(toy(10), batch_size=3, shuffle=True, seed=7)
+    first, second = epoch_order(loader), epoch_order(loader)  # iterating advances the epoch
+    assert [len(b) for b in first] == [3, 3, 3, 1]
+    assert sorted(sum(first, [])) == list(range(10)) and sorted(sum(second, [])) == list(range(10))
+    assert first != second
+    assert epoch_order(DataLoader(toy(10), batch_size=3, shuffle=True, seed=7), epoch=1) == second
+    assert epoch_order(DataLoader(toy(10), batch_size=3, shuffle=True, seed=8)) != first
+    assert epoch_order(loader, epoch=0) == first
+
+
+def test_loader_resumes_mid_epoch_with_the_same_batches():
+    loader = DataLoader(toy(10), batch_size=3, shuffle=True, seed=3)
+    full = [y.numpy().tolist() for _, y in loader.batches(epoch=5)]
+    rest = [y.numpy().tolist() for _, y in loader.batches(epoch=5, start=2)]
+    assert rest == full[2:]
+
+
+def test_loader_accepts_a_dataset_and_rejects_bad_arguments():
+    class Dataset:
+        data, targets = toy(6)
+
+    assert epoch_order(DataLoader(Dataset(), batch_size=6)) == [[0, 1, 2, 3, 4, 5]]
+    with pytest.raises(ValueError, match="batch_size"):
+        DataLoader(toy(4), batch_size=0)
+    with pytest.raises(ValueError, match="6 inputs but 5 targets"):
+        DataLoader((toy(6)[0], np.zeros(5, np.int64)), batch_size=2)
+
+
+def test_loader_seed_none_still_covers_every_sample():
+    loader = DataLoader(toy(10), batch_size=4, shuffle=True)
+    assert sorted(sum(epoch_order(loader), [])) == list(range(10))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Dict
 import numpy as np
 
 import engine
+from engine.data.atomic import atomic_open
 
 FORMAT = 1
 
@@ -73,17 +73,8 @@ def save_checkpoint(path: os.PathLike, model, optimizer, meta: Dict[str, Any]) -
     arrays["meta"] = np.array(json.dumps(meta, default=_json_default))
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def read_checkpoint(path: os.PathLike) -> Dict[str, Any]:

@@ -43,7 +43,7 @@ class StopFlag:
 
     def __init__(self):
         self.requested = False
-        self._previous = None
+        self._installed, self._previous = False, None
 
     def _handler(self, signum, frame):
         if self.requested:
@@ -51,24 +51,17 @@ class StopFlag:
         self.requested = True
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is threading.main_thread():  # signals only reach the main thread
             self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._installed = True
         return self
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        if self._installed:
+            # None means the previous handler was not set from Python: fall back to the default
+            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.SIG_DFL)
+            self._installed = False
         return False
-
-
-def array_module(array):
-    """numpy or cupy, whichever owns ``array``."""
-    if type(array).__module__.startswith("cupy"):
-        import cupy
-
-        return cupy
-    return np
 
 
 def evaluate(model, batches, num_classes: int, stop: Optional[StopFlag] = None):
@@ -79,30 +72,29 @@ def evaluate(model, batches, num_classes: int, stop: Optional[StopFlag] = None):
     """
     criterion = nn.CrossEntropyLoss(reduction="sum")
     model.eval()
-    loss_sum, confusion, xp = None, None, None
+    loss_sum, confusion, classes = 0.0, 0.0, None
     with engine.no_grad():
         for X, y in batches:
             if stop is not None and stop.requested:
                 return None
+            if classes is None:
+                classes = engine.arange(num_classes, device=y.device)
             logits = model(X)
-            batch_loss = criterion(logits, y).data
-            predicted = logits.data.argmax(axis=1)
-            if xp is None:
-                xp = array_module(predicted)
-                loss_sum = xp.zeros((), dtype=xp.float64)
-                confusion = xp.zeros(num_classes * num_classes, dtype=xp.int64)
-            loss_sum += batch_loss
-            confusion += xp.bincount(y.data * num_classes + predicted, minlength=num_classes * num_classes)
+            loss_sum = criterion(logits, y).double() + loss_sum
+            # one-hot(true)^T @ one-hot(predicted): the batch's confusion counts, without leaving the device
+            true = (y.unsqueeze(1) == classes).float()
+            predicted = (logits.argmax(dim=1).unsqueeze(1) == classes).float()
+            confusion = true.T @ predicted + confusion
     model.train()
-    confusion = np.asarray(confusion.get() if xp is not np else confusion).reshape(num_classes, num_classes)
+    confusion = confusion.cpu().numpy().round().astype(np.int64)
     count = int(confusion.sum())
-    return float(loss_sum) / count, float(np.trace(confusion)) / count, confusion
+    return float(loss_sum.item()) / count, float(np.trace(confusion)) / count, confusion
 
 
 class Trainer:
     """Runs epochs of training on ``train_loader`` with per-epoch evaluation.
 
-    ``history`` holds one metrics row per completed epoch; ``on_epoch_end(row)`` is called after
+    ``history`` holds one metrics row per completed epoch (``runlog.COLUMNS``); ``on_epoch_end(row)`` is called after
     each epoch's checkpoint is written. ``sync_every``: how often (in steps) the host reads the
     running loss from the device (1 on CPU, where reading is free; more on a GPU).
     """
@@ -166,7 +158,7 @@ class Trainer:
             self.optimizer.zero_grad()
             loss = self.criterion(self.model(X), y).mean()
             self.step += 1
-            images += len(y.data)
+            images += len(y)
             device_sum = loss.detach() if device_sum is None else device_sum + loss.detach()
             pending += 1
             if pending == self.sync_every or self.step == steps:
@@ -181,16 +173,19 @@ class Trainer:
             if stop.requested:
                 self.partial_seconds += elapsed
                 raise Interrupted(epoch, self.step, self.save())
+        engine.cuda.synchronize()  # once per epoch: GPU steps are asynchronous
+        train_seconds = self.partial_seconds + time.perf_counter() - started
         self.reporter.evaluating()
         train = evaluate(self.model, self.train_eval_batches(), self.num_classes, stop)
         test = evaluate(self.model, self.test_eval_batches(), self.num_classes, stop) if train else None
-        seconds = self.partial_seconds + time.perf_counter() - started
         if test is None:  # Ctrl-C during evaluation: the epoch's steps are done, evaluation is redone
-            self.partial_seconds = seconds
+            self.partial_seconds = train_seconds
             raise Interrupted(epoch, self.step, self.save())
         row = {"epoch": epoch, "train_loss": train[0], "train_acc": train[1], "test_loss": test[0],
-               "test_acc": test[1], "lr": self.lr(), "epoch_seconds": seconds,
-               "images_per_second": self.train_loader.num_samples / seconds}
+               "test_acc": test[1], "lr": self.lr(),
+               "epoch_seconds": self.partial_seconds + time.perf_counter() - started,
+               "train_seconds": train_seconds,  # the steps only, without the evaluation passes
+               "images_per_second": self.train_loader.num_samples / train_seconds}
         self.history.append(row)
         self.last_confusion = test[2]
         self.epoch, self.step, self.partial_seconds = self.epoch + 1, 0, 0.0

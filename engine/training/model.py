@@ -1,7 +1,6 @@
 """The seed's LeNet-5 (two conv + pool stages, three linear layers) with its options."""
 from __future__ import annotations
 
-import engine
 from engine import nn
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}
@@ -43,12 +42,4 @@ def first_conv_and_activation(model: nn.Sequential):
 
 
 def count_parameters(model) -> int:
-    return sum(int(p.numel()) if callable(getattr(p, "numel", None)) else int(p.data.size)
-               for p in model.parameters())
-
-
-def resolve_device(name: str):
-    """'auto' -> cuda when usable, else cpu; 'cuda' when unusable raises RuntimeError saying why."""
-    if name == "auto":
-        name = "cuda" if engine.cuda.is_available() else "cpu"
-    return engine.device(name)
+    return sum(p.numel() for p in model.parameters())

@@ -11,22 +11,24 @@ import os
 from pathlib import Path
 from typing import Dict, List, Sequence
 
-import numpy as np
-
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def plot_curves(history: List[Dict[str, float]], path: os.PathLike) -> Path:
     """The seed's three curves (train loss, train acc, test acc) against the epoch."""
     epochs = [row["epoch"] for row in history]
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    ax.plot(epochs, [row["train_loss"] for row in history], "-", label="train loss")
-    ax.plot(epochs, [row["train_acc"] for row in history], "--", label="train acc")
-    ax.plot(epochs, [row["test_acc"] for row in history], "-.", label="test acc")
+    marker = "o" if len(epochs) <= 20 else None
+    ax.plot(epochs, [row["train_loss"] for row in history], "-", marker=marker, label="train loss")
+    ax.plot(epochs, [row["train_acc"] for row in history], "--", marker=marker, label="train acc")
+    ax.plot(epochs, [row["test_acc"] for row in history], "-.", marker=marker, label="test acc")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
     ax.legend()

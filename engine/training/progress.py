@@ -10,15 +10,14 @@ import sys
 from typing import Dict, Optional
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
 def format_epoch_line(row: Dict[str, float], epochs: int) -> str:
     width = len(str(epochs))
     return (f"epoch {row['epoch']:>{width}}/{epochs}  train loss {row['train_loss']:.4f}  "
             f"train acc {row['train_acc']:.4f}  test acc {row['test_acc']:.4f}  "
-            f"{row['epoch_seconds']:.1f} s  ({row['images_per_second']:.0f} img/s)")
+            f"{row['epoch_seconds']:.1f} s (train {row['train_seconds']:.1f} s, {row['images_per_second']:.0f} img/s)")
 
 
 class Reporter:
@@ -38,7 +37,7 @@ class Reporter:
             TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[loss]}"),
             TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-            console=self.console, transient=False)
+            console=self.console, transient=True)  # the bars go; the epoch lines and summary stay
         self.progress.start()
         self.epoch_task = self.progress.add_task("epochs", total=self.epochs, completed=first_epoch, rate="", loss="")
         self.batch_task = self.progress.add_task("batches", total=self.steps_per_epoch, rate="", loss="")

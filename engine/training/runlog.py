@@ -6,16 +6,21 @@ import io
 import json
 import os
 import re
-import tempfile
+import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-# One row per epoch, in this order, in metrics.csv (and the checkpoint's history).
-COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_seconds", "images_per_second")
+from engine.data.atomic import atomic_open
+
+# One row per epoch, in this order, in metrics.csv (and the checkpoint's history). epoch_seconds:
+# training + evaluation; train_seconds: the training steps only; images_per_second: of those steps.
+COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_seconds", "train_seconds",
+           "images_per_second")
 # metrics.csv column -> TensorBoard tag (the seed's three under metrics/, like add_scalars('metrics', ...)).
 TAGS = {
     "train_loss": "metrics/train_loss", "train_acc": "metrics/train_acc", "test_acc": "metrics/test_acc",
     "test_loss": "metrics/test_loss", "lr": "train/lr", "epoch_seconds": "time/epoch_seconds",
+    "train_seconds": "time/train_seconds",
     "images_per_second": "time/images_per_second",
 }
 
@@ -35,15 +40,27 @@ def new_run_dir(root: os.PathLike = "runs") -> Path:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
+    with atomic_open(path, "w") as f:
+        f.write(text)
+
+
+def import_summary_writer():
+    """tensorboardX's SummaryWriter, imported without letting it import torch.
+
+    tensorboardX imports torch whenever it is installed (seconds of start-up, and a dependency
+    the engine must not have); a ``None`` entry in ``sys.modules`` makes that import fail, which
+    tensorboardX handles.
+    """
+    if "torch" in sys.modules:  # already imported by someone else (e.g. tests): nothing to avoid
+        from tensorboardX import SummaryWriter
+
+        return SummaryWriter
+    sys.modules["torch"] = None
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        from tensorboardX import SummaryWriter
+    finally:
+        del sys.modules["torch"]
+    return SummaryWriter
 
 
 class RunLog:
@@ -55,7 +72,7 @@ class RunLog:
     """
 
     def __init__(self, run_dir: os.PathLike, start_epoch: int = 0):
-        from tensorboardX import SummaryWriter
+        SummaryWriter = import_summary_writer()  # noqa: N806
 
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,482 @@
+"""``python -m engine.train_lenet`` on a small slice of the real FashionMNIST: flags, errors, logs,
+checkpoints, resume equivalence, Ctrl-C and divergence.
+
+Most runs call ``main(argv)`` in-process (fast: the engine is imported once); two run the real
+``python -m`` entry point to check exit status and output as a user sees them.
+"""
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import engine
+from engine import nn
+from engine.data import fashion_mnist as fm
+from engine.train_lenet import build_parser, main, resolve_config
+from engine.training.checkpoint import read_checkpoint
+from engine.training.model import build_lenet
+from engine.training.progress import Reporter
+
+ROOT = Path(__file__).resolve().parents[1]
+FOUND = fm.find_split("train")  # the usual search: $FASHION_MNIST_DIR, ./data/FashionMNIST, the Debian package
+pytestmark = pytest.mark.skipif(
+    FOUND is None, reason="FashionMNIST not found (apt-get install dataset-fashion-mnist, or set $FASHION_MNIST_DIR)")
+
+# 320 training images in batches of 64: 5 steps per epoch; 100 test images.
+SMALL = ["--limit-train", "320", "--limit-test", "100", "--batch-size", "64", "--seed", "5"]
+STEPS = 5
+METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def data_dir_in_environment():
+    """Runs happen in temporary directories: point $FASHION_MNIST_DIR at the data, absolutely."""
+    previous = os.environ.get(fm.ENV_VAR)
+    os.environ[fm.ENV_VAR] = str(FOUND[0].parent.resolve())
+    yield
+    if previous is None:
+        del os.environ[fm.ENV_VAR]
+    else:
+        os.environ[fm.ENV_VAR] = previous
+
+
+def run_cli(cwd: Path, *argv: str):
+    """``main(argv)`` in ``cwd``; returns (exit status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    previous = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(argv))
+            except SystemExit as exc:
+                code = exc.code
+    finally:
+        os.chdir(previous)
+    return code, out.getvalue(), err.getvalue()
+
+
+def metrics(history):
+    return [{k: row[k] for k in ("epoch",) + METRICS} for row in history]
+
+
+def parameters(checkpoint: Path):
+    return read_checkpoint(checkpoint)["model"]
+
+
+def read_scalars(run_dir: Path):
+    """{tag: [(step, value)]} from the TensorBoard event files (TFRecord framing, Event protos)."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    scalars = {}
+    for path in sorted(run_dir.glob("events.out.tfevents.*")):
+        data, pos = path.read_bytes(), 0
+        while pos < len(data):
+            (length,) = struct.unpack("<Q", data[pos:pos + 8])
+            event = Event.FromString(data[pos + 12:pos + 12 + length])
+            pos += 12 + length + 4
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return scalars
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    """One uninterrupted 2-epoch run; tests copy its directory rather than change it."""
+    cwd = tmp_path_factory.mktemp("baseline")
+    code, out, err = run_cli(cwd, *SMALL, "--epochs", "2")
+    assert code == 0, err
+    run_dir = cwd / "runs" / "exp1"
+    return {"cwd": cwd, "run_dir": run_dir, "out": out, "err": err,
+            "history": read_checkpoint(run_dir / "checkpoint.npz")["meta"]["history"]}
+
+
+@pytest.fixture(scope="module")
+def one_epoch(tmp_path_factory):
+    """The same run stopped after its first epoch (tests copy it before resuming)."""
+    cwd = tmp_path_factory.mktemp("one_epoch")
+    code, _, err = run_cli(cwd, *SMALL, "--epochs", "1")
+    assert code == 0, err
+    return cwd / "runs" / "exp1"
+
+
+def copy_run(run_dir: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "runs" / run_dir.name
+    shutil.copytree(run_dir, target)
+    return target
+
+
+# ------------------------------------------------------------------ flags
+def test_help_explains_every_flag(capsys):
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(["--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--epochs", "--batch-size", "--lr", "--optimizer", "--activation", "--pool", "--conv-algo",
+                 "--device", "--seed", "--data-dir", "--logdir", "--checkpoint", "--resume", "--eval-only",
+                 "--num-threads", "--quiet", "--limit-train", "--limit-test", "--download"):
+        assert flag in text, flag
+    assert "sgd,momentum" in text.replace(" ", "") or "{adam,momentum,sgd}" in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--epochs", "0"], "--epochs: expected a positive integer, got 0"),
+    (["--epochs", "two"], "--epochs: expected a positive integer, got 'two'"),
+    (["--batch-size", "-3"], "--batch-size: expected a positive integer"),
+    (["--lr", "-0.1"], "--lr: expected a positive finite number"),
+    (["--lr", "nan"], "--lr: expected a positive finite number"),
+    (["--lr", "inf"], "--lr: expected a positive finite number"),
+    (["--optimizer", "rmsprop"], "--optimizer: invalid choice: 'rmsprop'"),
+    (["--activation", "tanh"], "--activation: invalid choice"),
+    (["--pool", "min"], "--pool: invalid choice"),
+    (["--conv-algo", "fft"], "--conv-algo: invalid choice"),
+    (["--device", "tpu"], "--device: invalid choice"),
+    (["--seed", "-1"], "--seed: expected an integer >= 0"),
+    (["--num-threads", "0"], "--num-threads: expected a positive integer"),
+    (["--limit-train", "0"], "--limit-train: expected a positive integer"),
+    (["--eval-only"], "--eval-only needs --resume"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_bad_values_are_rejected_by_argparse(tmp_path, argv, message):
+    code, out, err = run_cli(tmp_path, *argv)
+    assert code == 2
+    assert message in err and "usage:" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_no_flags_is_the_seeds_configuration_for_10_epochs():
+    args = build_parser().parse_args([])
+    config = resolve_config(args, None)
+    assert config == {"batch_size": 256, "optimizer": "sgd", "activation": "sigmoid", "pool": "avg", "seed": 0,
+                      "limit_train": None, "limit_test": None, "lr": 0.9, "epochs": 10, "conv_algo": "auto"}
+    assert args.device == "auto" and args.logdir == Path("runs") and not args.quiet
+
+
+def test_model_is_the_seeds_lenet_with_xavier_uniform_weights():
+    engine.manual_seed(0)
+    model = build_lenet()
+    kinds = [type(m).__name__ for m in (model[i] for i in range(12))]
+    assert kinds == ["Conv2d", "Sigmoid", "AvgPool2d", "Conv2d", "Sigmoid", "AvgPool2d", "Flatten",
+                     "Linear", "Sigmoid", "Linear", "Sigmoid", "Linear"]
+    shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+    assert shapes["0.weight"] == (6, 1, 5, 5) and shapes["3.weight"] == (16, 6, 5, 5)
+    assert shapes["7.weight"] == (120, 400) and shapes["11.weight"] == (10, 84)
+    # Xavier-uniform: U(-b, b), b = sqrt(6 / (fan_in + fan_out)); fan = channels * kernel area for conv.
+    for name, fan_in, fan_out in [("0.weight", 25, 150), ("3.weight", 150, 400), ("7.weight", 400, 120)]:
+        w = dict(model.named_parameters())[name].detach().numpy()
+        bound = np.sqrt(6 / (fan_in + fan_out))
+        assert np.abs(w).max() <= bound and np.abs(w).max() > 0.9 * bound, name
+        assert abs(w.std() - bound / np.sqrt(3)) < 0.15 * bound / np.sqrt(3), name
+    relu_max = build_lenet("relu", "max")
+    assert isinstance(relu_max[1], nn.ReLU) and isinstance(relu_max[2], nn.MaxPool2d)
+
+
+# ------------------------------------------------------------------ a run and its outputs
+def test_run_prints_epoch_lines_and_summary(baseline):
+    lines = baseline["out"].splitlines()
+    assert lines[0].startswith("LeNet (sigmoid, avg pool, 61,706 parameters) on FashionMNIST: 320 train / 100 test")
+    epoch_lines = [line for line in lines if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epoch_lines] == ["1/2", "2/2"]
+    for line in epoch_lines:
+        assert "train loss" in line and "train acc" in line and "test acc" in line and " s (train " in line
+    assert lines[-2].startswith("done: 2 epochs in ")
+    assert "checkpoint: runs/exp1/checkpoint.npz" in lines[-1]
+    assert "\x1b" not in baseline["out"]  # not a terminal: no control sequences
+    assert baseline["err"] == ""
+
+
+def test_run_writes_config_metrics_tensorboard_and_figures(baseline):
+    run_dir, history = baseline["run_dir"], baseline["history"]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["lr"] == 0.9 and config["batch_size"] == 64 and config["train_images"] == 320
+    assert config["device"] == "cpu" and config["seed"] == 5 and config["epochs"] == 2
+
+    rows = (run_dir / "metrics.csv").read_text().splitlines()
+    assert rows[0] == ("epoch,train_loss,train_acc,test_loss,test_acc,lr,epoch_seconds,train_seconds,"
+                       "images_per_second")
+    assert [int(r.split(",")[0]) for r in rows[1:]] == [1, 2]
+    for row, line in zip(history, rows[1:]):
+        values = [float(v) for v in line.split(",")]
+        np.testing.assert_allclose(values[1:5], [row[k] for k in METRICS], rtol=1e-5)
+        assert 0 <= row["train_acc"] <= 1 and 0 <= row["test_acc"] <= 1 and row["train_loss"] > 0
+
+    scalars = read_scalars(run_dir)
+    for tag, column in [("metrics/train_loss", "train_loss"), ("metrics/train_acc", "train_acc"),
+                        ("metrics/test_acc", "test_acc"), ("train/lr", "lr"),
+                        ("time/epoch_seconds", "epoch_seconds"), ("time/train_seconds", "train_seconds")]:
+        assert [step for step, _ in scalars[tag]] == [1, 2], tag
+        np.testing.assert_allclose([v for _, v in scalars[tag]], [row[column] for row in history], rtol=1e-6)
+
+    import matplotlib.image
+
+    for name, min_size in [("curves.png", (300, 400)), ("confusion_matrix.png", (500, 600)),
+                           ("kernels.png", (400, 600))]:
+        image = matplotlib.image.imread(run_dir / name)
+        assert image.shape[0] >= min_size[0] and image.shape[1] >= min_size[1], name
+        assert image[..., :3].std() > 0.05, f"{name} is blank"
+
+    ckpt = read_checkpoint(run_dir / "checkpoint.npz")
+    assert ckpt["meta"]["epoch"] == 2 and ckpt["meta"]["step"] == 0
+    assert set(ckpt["model"]) == {f"{i}.{p}" for i in (0, 3, 7, 9, 11) for p in ("weight", "bias")}
+
+
+def test_quiet_prints_only_the_summary_and_runs_get_new_exp_directories(tmp_path):
+    (tmp_path / "logs" / "exp7").mkdir(parents=True)
+    code, out, err = run_cli(tmp_path, *SMALL, "--epochs", "1", "--quiet", "--logdir", "logs")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("done: 1 epochs") and lines[1].startswith("logs: logs/exp8/")
+    assert (tmp_path / "logs" / "exp8" / "metrics.csv").is_file()
+
+
+def test_terminal_mode_shows_live_bars_with_rate_and_loss():
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    reporter = Reporter(epochs=2, steps_per_epoch=4, console=Console(file=buffer, force_terminal=True, width=120))
+    assert reporter.live
+    reporter.start(first_epoch=0)
+    reporter.epoch_start(1, 0)
+    reporter.steps(3, 1234.0, 0.5)
+    reporter.progress.refresh()
+    row = {"epoch": 1, "train_loss": 0.5, "train_acc": 0.8, "test_acc": 0.75, "epoch_seconds": 2.0,
+           "train_seconds": 1.5, "images_per_second": 1000.0}
+    reporter.epoch_end(row)
+    reporter.stop()
+    text = buffer.getvalue()
+    assert "1,234 img/s" in text and "loss 0.5000" in text and "3/4" in text
+    assert "epoch 1/2  train loss 0.5000  train acc 0.8000  test acc 0.7500  2.0 s (train 1.5 s, 1000 img/s)" in text
+    quiet = Reporter(epochs=2, steps_per_epoch=4, quiet=True, console=Console(file=io.StringIO(), force_terminal=True))
+    assert not quiet.live
+
+
+# ------------------------------------------------------------------ resume
+def test_resume_after_an_epoch_equals_the_uninterrupted_run(baseline, one_epoch, tmp_path):
+    run_dir = copy_run(one_epoch, tmp_path)
+    code, out, err = run_cli(tmp_path, "--resume", str(run_dir / "checkpoint.npz"), "--epochs", "2")
+    assert code == 0, err
+    assert "resuming from" in out and "epoch 2/2" in out and "epoch 1/2" not in out
+    history = read_checkpoint(run_dir / "checkpoint.npz")["meta"]["history"]
+    assert metrics(history) == metrics(baseline["history"])
+    expected = parameters(baseline["run_dir"] / "checkpoint.npz")
+    for name, value in parameters(run_dir / "checkpoint.npz").items():
+        np.testing.assert_array_equal(value, expected[name], err_msg=name)
+    # The resumed run keeps logging into the same directory: two CSV rows, TensorBoard steps 1 and 2.
+    assert len((run_dir / "metrics.csv").read_text().splitlines()) == 3
+    assert [s for s, _ in read_scalars(run_dir)["metrics/test_acc"]] == [1, 2]
+
+
+def test_ctrl_c_mid_epoch_saves_and_the_resumed_run_matches(baseline, tmp_path, monkeypatch):
+    """A real SIGINT after step 2 of epoch 2: the run stops cleanly after that step, saves, exits 130;
+    resuming replays the remaining batches and ends exactly like the uninterrupted run."""
+    calls = []
+    original = Reporter.steps
+
+    def steps_then_ctrl_c(self, done, *rest):
+        original(self, done, *rest)
+        calls.append(done)
+        if len(calls) == STEPS + 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(Reporter, "steps", steps_then_ctrl_c)
+    code, out, err = run_cli(tmp_path, *SMALL, "--epochs", "2")
+    monkeypatch.setattr(Reporter, "steps", original)
+    assert code == 130
+    checkpoint = tmp_path / "runs" / "exp1" / "checkpoint.npz"
+    assert "interrupted at epoch 2, step 2; saved runs/exp1/checkpoint.npz" in err
+    assert f"--resume {Path('runs/exp1/checkpoint.npz')}" in err
+    meta = read_checkpoint(checkpoint)["meta"]
+    assert (meta["epoch"], meta["step"]) == (1, 2)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+    code, out, err = run_cli(tmp_path, "--resume", "runs/exp1/checkpoint.npz")
+    assert code == 0, err
+    assert "1 epoch(s) complete; epoch 2 continues after step 2" in out
+    history = read_checkpoint(checkpoint)["meta"]["history"]
+    assert metrics(history) == metrics(baseline["history"])
+    expected = parameters(baseline["run_dir"] / "checkpoint.npz")
+    for name, value in parameters(checkpoint).items():
+        np.testing.assert_array_equal(value, expected[name], err_msg=name)
+
+
+def test_ctrl_c_during_evaluation_redoes_only_the_evaluation(baseline, tmp_path, monkeypatch):
+    def evaluating_then_ctrl_c(self):
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(Reporter, "evaluating", evaluating_then_ctrl_c)
+    code, out, err = run_cli(tmp_path, *SMALL, "--epochs", "1")
+    monkeypatch.undo()
+    assert code == 130 and f"interrupted at epoch 1, step {STEPS}" in err
+    checkpoint = tmp_path / "runs" / "exp1" / "checkpoint.npz"
+    meta = read_checkpoint(checkpoint)["meta"]
+    assert (meta["epoch"], meta["step"], meta["history"]) == (0, STEPS, [])
+
+    code, out, err = run_cli(tmp_path, "--resume", str(checkpoint))
+    assert code == 0, err
+    history = read_checkpoint(checkpoint)["meta"]["history"]
+    assert metrics(history) == metrics(baseline["history"][:1])
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_checkpoint_restores_optimizer_state(tmp_path, optimizer):
+    """Momentum buffers / Adam moments and step counts survive save + load: the restored pair takes
+    the same next step as the original."""
+    from engine.train_lenet import DEFAULT_LR, make_optimizer
+    from engine.training.checkpoint import load_checkpoint, save_checkpoint
+
+    rng = np.random.default_rng(0)
+    x = engine.tensor(rng.random((8, 1, 28, 28), dtype=np.float32))
+    y = engine.tensor(rng.integers(0, 10, 8))
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step(model, opt):
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()
+
+    engine.manual_seed(1)
+    model = build_lenet()
+    opt = make_optimizer(optimizer, model.parameters(), DEFAULT_LR[optimizer])
+    step(model, opt)
+    step(model, opt)
+    save_checkpoint(tmp_path / "c.npz", model, opt, {"note": "test"})
+    state = read_checkpoint(tmp_path / "c.npz")["optimizer"]["state"]
+    assert len(state) == 10 and all(state.values()), "the optimizer's state was not saved"
+
+    engine.manual_seed(2)
+    restored = build_lenet()
+    restored_opt = make_optimizer(optimizer, restored.parameters(), 123.0)
+    assert load_checkpoint(tmp_path / "c.npz", restored, restored_opt)["note"] == "test"
+    assert restored_opt.param_groups[0]["lr"] == DEFAULT_LR[optimizer]
+    step(model, opt)
+    step(restored, restored_opt)
+    for (name, a), b in zip(model.named_parameters(), restored.parameters()):
+        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy(), err_msg=name)
+
+
+def test_resume_latest_and_nothing_left_to_do(one_epoch, tmp_path):
+    run_dir = copy_run(one_epoch, tmp_path)
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    code, out, err = run_cli(tmp_path, "--resume", "latest", "--epochs", "1")
+    assert code == 0, err
+    assert out == (f"nothing to do: {Path('runs/exp1/checkpoint.npz')} already has 1 epochs; "
+                   "pass --epochs > 1 to train further\n")
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+    code, out, err = run_cli(tmp_path / "runs", "--resume", "latest")
+    assert code == 1 and "--resume latest: no checkpoint under runs/exp*/" in err
+
+
+def test_resume_rejects_changed_settings(one_epoch, tmp_path):
+    run_dir = copy_run(one_epoch, tmp_path)
+    code, out, err = run_cli(tmp_path, "--resume", str(run_dir / "checkpoint.npz"), "--batch-size", "32",
+                             "--activation", "relu")
+    assert code == 1
+    assert "--batch-size 32 (the checkpoint has 64)" in err and "--activation relu" in err
+    assert "Traceback" not in err
+
+
+def test_eval_only_reports_the_checkpoints_test_accuracy(baseline):
+    checkpoint = baseline["run_dir"] / "checkpoint.npz"
+    code, out, err = run_cli(baseline["cwd"], "--resume", str(checkpoint), "--eval-only", "--limit-test", "100")
+    assert code == 0, err
+    assert f"test acc {baseline['history'][-1]['test_acc']:.4f} (100 images)" in out
+    assert "T-shirt/top" in out and "Ankle boot" in out
+
+
+# ------------------------------------------------------------------ errors
+def test_corrupt_checkpoint_is_one_clear_error(tmp_path):
+    (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    code, out, err = run_cli(tmp_path, "--resume", "bad.npz")
+    assert code == 1
+    assert err.startswith("error: bad.npz: not a readable checkpoint") and "Traceback" not in err
+    code, out, err = run_cli(tmp_path, "--resume", "missing.npz")
+    assert code == 1 and "missing.npz: no such checkpoint file" in err
+
+
+def test_missing_data_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(fm, "SYSTEM_DIR", tmp_path / "nowhere")
+    monkeypatch.delenv(fm.ENV_VAR, raising=False)
+    code, out, err = run_cli(tmp_path, *SMALL, "--data-dir", "empty")
+    assert code == 1
+    assert err.startswith("error: FashionMNIST test files") and "not found" in err
+    assert "apt-get install dataset-fashion-mnist" in err and "--data-dir" in err and "--download" in err
+    assert "Traceback" not in err
+
+
+def test_download_flag_fetches_verifies_and_trains(tmp_path, monkeypatch):
+    """--download with no data anywhere: the files come from the mirror (served locally here)."""
+    source = FOUND[0].parent
+    fetched = []
+
+    def fetch(url):
+        fetched.append(url)
+        return (source / url.rsplit("/", 1)[1]).read_bytes()
+
+    monkeypatch.setattr(fm, "SYSTEM_DIR", tmp_path / "nowhere")
+    monkeypatch.setattr(fm, "fetch_url", fetch)
+    monkeypatch.delenv(fm.ENV_VAR, raising=False)
+    code, out, err = run_cli(tmp_path, *SMALL, "--epochs", "1", "--quiet", "--download")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "data" / "FashionMNIST").iterdir()) == sorted(
+        n + ".gz" for split in ("train", "test") for n in fm.SPLITS[split][:2])
+    assert len(fetched) == 4 and all(u.startswith(fm.MIRRORS[0]) for u in fetched)
+
+
+@pytest.mark.skipif(engine.cuda.is_available(), reason="a GPU is usable here: --device cuda would train")
+def test_device_cuda_without_a_gpu_says_why(tmp_path):
+    code, out, err = run_cli(tmp_path, *SMALL, "--device", "cuda")
+    assert code == 1
+    assert err.startswith("error: backend 'cupy' is not available: ") and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(one_epoch, tmp_path):
+    run_dir = copy_run(one_epoch, tmp_path)
+    checkpoint = run_dir / "checkpoint.npz"
+    before = checkpoint.read_bytes()
+    code, out, err = run_cli(tmp_path, "--resume", str(checkpoint), "--epochs", "3", "--lr", "1e38")
+    assert code == 3
+    assert "training diverged: the training loss became" in err and "at epoch 2, step 2" in err
+    assert "Try a lower learning rate, e.g. --lr 1e+37" in err
+    assert f"The last good checkpoint, {checkpoint}, is kept" in err
+    assert checkpoint.read_bytes() == before
+    assert "Traceback" not in err and "RuntimeWarning" not in err
+
+
+# ------------------------------------------------------------------ the real command line
+def run_module(cwd: Path, *argv: str):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "engine.train_lenet", *argv], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_module_entry_point_reports_corrupt_data_without_traceback(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        raw = (FOUND[0].parent / name).read_bytes()
+        (data / name).write_bytes(raw[: len(raw) // 3] if "images" in name else raw)
+    result = run_module(tmp_path, "--data-dir", "data", "--limit-test", "10000", "--quiet")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: data/t10k-images-idx3-ubyte.gz: cannot be read, the file is truncated")
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_cli_trains_quietly_without_importing_torch(tmp_path):
+    script = ("import sys, engine.train_lenet as cli; code = cli.main(sys.argv[1:]); "
+              "assert 'torch' not in sys.modules, 'the CLI imported torch'; sys.exit(code)")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "-c", script, *SMALL, "--epochs", "1", "--quiet"], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("done: 1 epochs in ") and "\x1b" not in result.stdout
+    assert (tmp_path / "runs" / "exp1" / "kernels.png").is_file()
