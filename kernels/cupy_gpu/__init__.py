@@ -5,6 +5,7 @@ is a kernel from ``sources.py`` compiled once per dtype on first use. Importing 
 raises ImportError, with the reason, when CuPy is not installed or no CUDA device is usable;
 ``engine.backend`` turns that into ``BackendUnavailable``.
 """
+
 from __future__ import annotations
 
 try:

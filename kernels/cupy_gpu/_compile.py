@@ -3,6 +3,7 @@
 CuPy also keeps the compiled binaries in its on-disk kernel cache, so a new process does not
 recompile unchanged sources.
 """
+
 from __future__ import annotations
 
 import functools
@@ -19,12 +20,17 @@ INT32_LIMIT = 2**31 - 1024  # kernels index with int; keep idx + blockDim inside
 @functools.lru_cache(maxsize=None)
 def _module(source: str, ctype: str) -> cupy.RawModule:
     code = sources.prelude(ctype) + sources.RAW_SOURCES[source]
-    return cupy.RawModule(code=code, options=("--std=c++14",))
+    return cupy.RawModule(code=code)
+
+
+@functools.lru_cache(maxsize=None)
+def _function(source: str, name: str, ctype: str) -> cupy.RawKernel:
+    return _module(source, ctype).get_function(name)
 
 
 def kernel(source: str, name: str, dtype) -> cupy.RawKernel:
     """Kernel ``name`` of ``sources.RAW_SOURCES[source]`` compiled for ``dtype`` (float32/float64)."""
-    return _module(source, sources.CTYPES[numpy.dtype(dtype).name]).get_function(name)
+    return _function(source, name, sources.CTYPES[numpy.dtype(dtype).name])
 
 
 def ints(*values: int) -> tuple:
@@ -36,9 +42,7 @@ def check_int32(*sizes: int) -> None:
     """Raise ValueError when an array is too large for the kernels' 32-bit indexing."""
     for size in sizes:
         if size >= INT32_LIMIT:
-            raise ValueError(
-                f"array of {size} elements is too large for the cupy backend's 32-bit indexing"
-            )
+            raise ValueError(f"array of {size} elements is too large for the cupy backend's 32-bit indexing")
 
 
 def launch_1d(kern: cupy.RawKernel, total: int, args: tuple) -> None:

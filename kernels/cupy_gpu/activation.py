@@ -3,6 +3,7 @@
 The operations live in ``sources.ELEMENTWISE``; CuPy compiles each once per dtype and caches it.
 Backward gets the forward's output y.
 """
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """The contract's conv2d kernels: dispatch on ``algo`` ('im2col' or 'direct')."""
+
 from __future__ import annotations
 
 from . import conv_direct, conv_im2col

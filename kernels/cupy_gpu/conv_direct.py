@@ -5,6 +5,7 @@ gives each thread one weight element and splits the (sample, row) reduction over
 blocks, summed afterwards (deterministic). Operands that would not fit in shared memory (huge
 kernels or dilations) are read from global memory instead.
 """
+
 from __future__ import annotations
 
 import cupy
@@ -82,14 +83,16 @@ def backward_input(gy, w, input_hw, stride, padding, dilation):
     return gx
 
 
-def _weight_grad_staging(O: int, KK: int, KH: int, KW: int, sw: int, dw: int, block: int, itemsize: int):
+def _weight_grad_staging(O, OW, KK, KH, KW, sw, dw, block, itemsize):
     """(P output columns per round, XW staged input columns, G_O staged channels, use smem, bytes)."""
     g_o = min(O, block // KK + 2)
-    for p in (32, 16, 8, 4, 2, 1):
+    p = min(32, OW)
+    while p >= 1:
         xw = (p - 1) * sw + (KW - 1) * dw + 1
         smem = (g_o * p + KH * xw) * itemsize
         if smem <= SMEM_BYTES:
             return p, xw, g_o, True, smem
+        p //= 2
     return 32, 1, 0, False, 0
 
 
@@ -106,7 +109,7 @@ def backward_weight(gy, x, kernel_hw, stride, padding, dilation):
     blocks_e = -(-O * KK // block)
     # Enough blocks to fill the GPU; each split reduces a contiguous range of (sample, row) pairs.
     splits = max(1, min(N * OH, 65535, 8 * multiprocessor_count() // (blocks_e * C)))
-    p, xw, g_o, use_smem, smem = _weight_grad_staging(O, KK, KH, KW, stride[1], dilation[1], block, gy.itemsize)
+    p, xw, g_o, use_smem, smem = _weight_grad_staging(O, OW, KK, KH, KW, stride[1], dilation[1], block, gy.itemsize)
     partial = cupy.empty((splits, O, C, KH, KW), gy.dtype)
     args = (gy, x, partial) + ints(N, C, H, W, O, KH, KW, OH, OW, *stride, *padding, *dilation)
     args += ints(p, xw, g_o, use_smem)

@@ -3,6 +3,7 @@
 For a chunk of n samples, ``col`` is (C*KH*KW, n*OH*OW); with ``w2 = w.reshape(O, C*KH*KW)``:
 forward ``w2 @ col``, grad-input ``col2im(w2.T @ gy)``, grad-weight ``sum(gy @ col.T)``.
 """
+
 from __future__ import annotations
 
 import cupy

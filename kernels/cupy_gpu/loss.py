@@ -1,4 +1,5 @@
 """Fused softmax + cross-entropy: one block per row with a stable log-sum-exp."""
+
 from __future__ import annotations
 
 import cupy

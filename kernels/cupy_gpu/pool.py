@@ -3,6 +3,7 @@
 Max backward scatters through the saved indices with atomicAdd; avg backward gathers over the
 windows containing each input pixel, so it needs no atomics and is deterministic.
 """
+
 from __future__ import annotations
 
 import cupy

@@ -3,10 +3,12 @@
 Each source is compiled once per dtype by ``kernels.cupy_gpu._compile``: ``prelude(ctype)`` is
 prepended, which defines the scalar type ``T`` (``float`` or ``double``) and ``T_NEG_INF``.
 Every kernel is ``extern "C"`` and indexes with 32-bit ints (the Python wrappers check sizes).
-``tests/test_cupy_compile.py`` compiles all of them with nvcc, without a GPU.
+Without a GPU, ``tests/test_cupy_compile.py`` compiles all of them with nvcc and NVRTC, and
+``tests/test_cupy_emulated.py`` runs the kernel tests on the CPU through ``tests/cuda_emulator/``.
 
 Layouts are C-contiguous NCHW; ``KK = KH * KW``; ``s`` is a sample index inside a batch chunk.
 """
+
 from __future__ import annotations
 
 CTYPES = {"float32": "float", "float64": "double"}
@@ -34,7 +36,9 @@ __device__ __forceinline__ int floordiv(int a, int b) { return a >= 0 ? a / b : 
 # --------------------------------------------------------------------------------------------
 # im2col / col2im. col is (C*KH*KW, n*OH*OW): row (c, kh, kw), column (sample, oh, ow), so one
 # GEMM covers a whole batch chunk.
-IM2COL = _COMMON + r"""
+IM2COL = (
+    _COMMON
+    + r"""
 extern "C" __global__ void im2col(
     const T* __restrict__ x, T* __restrict__ col, int n, int C, int H, int W, int KH, int KW,
     int OH, int OW, int sh, int sw, int ph, int pw, int dh, int dw)
@@ -73,10 +77,13 @@ extern "C" __global__ void col2im(
     gx[idx] = acc;
 }
 """
+)
 
 # --------------------------------------------------------------------------------------------
 # Direct convolution: tiled kernels that never build the unfolded matrix.
-CONV_DIRECT = _COMMON + r"""
+CONV_DIRECT = (
+    _COMMON
+    + r"""
 #define CT_REG 8  // == DIRECT_CHANNEL_TILE
 
 // y[s,o,oh,ow] = b[o] + sum_{c,kh,kw} x[s,c,oh*sh-ph+kh*dh, ow*sw-pw+kw*dw] * w[o,c,kh,kw]
@@ -292,11 +299,15 @@ extern "C" __global__ void conv2d_direct_backward_weight(
     if (active) partial[(((size_t)blockIdx.z * O + o) * C + c) * KK + k] = acc;
 }
 """
+)
 
 # --------------------------------------------------------------------------------------------
 # Pooling: one thread per output (forward) or per input pixel (avg backward, a gather).
-POOL = _COMMON + r"""
-// The first maximum in row-major window order wins; a NaN beats every number (as in numpy's argmax).
+POOL = (
+    _COMMON
+    + r"""
+// The first maximum in row-major window order wins; as in PyTorch a NaN beats every number (the
+// last NaN of the window).
 // Windows skip padding (= -inf); idx is h*W+w inside the (sample, channel) plane.
 extern "C" __global__ void max_pool2d_forward(
     const T* __restrict__ x, T* __restrict__ y, long long* __restrict__ idx, int total,
@@ -315,7 +326,7 @@ extern "C" __global__ void max_pool2d_forward(
             const int w = ow * sw - pw + kw * dw;
             if (w < 0 || w >= W) continue;
             const T v = xp[h * W + w];
-            if (best_i < 0 || v > best || (v != v && best == best)) { best = v; best_i = h * W + w; }
+            if (best_i < 0 || v > best || v != v) { best = v; best_i = h * W + w; }
         }
     }
     y[i] = best;
@@ -387,6 +398,7 @@ extern "C" __global__ void avg_pool2d_backward(
     gx[i] = acc;
 }
 """
+)
 
 # --------------------------------------------------------------------------------------------
 # Fused softmax + cross-entropy: one block per row (blockDim a multiple of 32, at most 1024).

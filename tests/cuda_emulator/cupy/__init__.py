@@ -1,0 +1,176 @@
+"""A stand-in for CuPy that runs the cupy backend on the CPU, for tests on machines without a GPU.
+
+Put this folder's parent on PYTHONPATH (before site-packages) and ``import cupy`` gets this module:
+arrays are numpy arrays, array functions are numpy's, and ``RawModule`` / ``ElementwiseKernel``
+compile the CUDA C with g++ against ``emu.h`` and run it on the CPU. Each launch is checked the way
+the GPU would refuse it: argument count and types against the kernel's signature (arrays for
+pointers, of the right dtype; numpy.int32 for ints), block and grid limits, at most 48 KiB of
+dynamic shared memory. It checks kernel logic and launch code, not speed or GPU memory behaviour.
+
+Environment: ``CUDA_EMULATOR_BUILD`` (folder for the compiled .so files, named by a hash of their
+source; default ``~/.cache/cuda_emulator``),
+``CUDA_EMULATOR_CFLAGS`` (default ``-O1``; e.g. add ``-fsanitize=address``),
+``CUDA_EMULATOR_SMS`` (the multiprocessor count it reports, default 4).
+"""
+
+import ctypes
+import hashlib
+import os
+import re
+import subprocess
+import types
+
+import numpy
+
+ndarray = numpy.ndarray
+_HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_CACHE = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+_BUILD = os.environ.get("CUDA_EMULATOR_BUILD") or os.path.join(_CACHE, "cuda_emulator")
+os.makedirs(_BUILD, exist_ok=True)
+_SIGNATURE = re.compile(r'extern "C" __global__ void (\w+)\((.*?)\)\s*\{', re.S)
+_DYNAMIC_SMEM = "extern __shared__ __align__(16) unsigned char smem_raw[];"
+_CTYPES = {"float": numpy.dtype(numpy.float32), "double": numpy.dtype(numpy.float64)}
+
+
+def __getattr__(name):  # cupy.empty, cupy.matmul, cupy.int64, ...: numpy's
+    return getattr(numpy, name)
+
+
+def asarray(a, dtype=None):
+    return numpy.array(a, dtype=dtype, copy=True, order="C")
+
+
+def asnumpy(a):
+    return numpy.asarray(a)
+
+
+def _parameters(text):
+    """[(type, name)] of a kernel's parameter list."""
+    params = []
+    for param in text.split(","):
+        param = " ".join(param.split())
+        name = param.split()[-1]
+        params.append((param[: -len(name)].strip(), name))
+    return params
+
+
+def _uses_block_sync(body: str) -> bool:
+    return "__syncthreads" in body or "__shfl" in body or "block_reduce" in body
+
+
+def _compile(code: str):
+    """(shared library, {kernel: (params, needs threads)}) for one CUDA source."""
+    kernels = {}
+    for match in _SIGNATURE.finditer(code):
+        end = code.find('extern "C"', match.end())
+        body = code[match.end() : end if end >= 0 else len(code)]
+        kernels[match.group(1)] = (_parameters(match.group(2)), _uses_block_sync(body))
+    launchers = []
+    for name, (params, _) in kernels.items():
+        args = [f"reinterpret_cast<{t}>(a[{i}])" if "*" in t else f"({t})a[{i}]" for i, (t, _) in enumerate(params)]
+        launchers.append(
+            f'extern "C" int emu_launch_{name}(unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, '
+            f"unsigned bz, size_t smem, int threaded, const int64_t* a) {{ return emu_run(gx, gy, gz, bx, by, bz, "
+            f"smem, threaded, [&] {{ {name}({', '.join(args)}); }}); }}"
+        )
+    code = code.replace(_DYNAMIC_SMEM, "unsigned char* smem_raw = emu_smem;")
+    source = '#include "emu.h"\n' + code + "\n" + "\n".join(launchers) + "\n"
+    flags = os.environ.get("CUDA_EMULATOR_CFLAGS", "-O1").split()
+    key = hashlib.sha1((source + " ".join(flags)).encode()).hexdigest()[:16]
+    library = os.path.join(_BUILD, f"kernels_{key}.so")
+    if not os.path.exists(library):
+        cpp = os.path.join(_BUILD, f"kernels_{key}.{os.getpid()}.cpp")
+        with open(cpp, "w") as f:
+            f.write(source)
+        partial = f"{library}.{os.getpid()}"  # renamed into place: concurrent runs never see half a file
+        command = ["g++", "-std=c++20", "-shared", "-fPIC", *flags, "-I", _HERE, "-o", partial, cpp, "-lpthread"]
+        subprocess.run(command, check=True)
+        os.replace(partial, library)
+        os.remove(cpp)
+    return ctypes.CDLL(library), kernels
+
+
+class RawKernel:
+    def __init__(self, library, name, params, threaded, dtype):
+        self.name, self.params, self.threaded, self.dtype = name, params, threaded, dtype
+        self._launch = getattr(library, f"emu_launch_{name}")
+        self._launch.restype = ctypes.c_int
+
+    def _argument(self, value, ctype, pname):
+        where = f"{self.name}({pname})"
+        if "*" not in ctype:
+            assert ctype == "int" and isinstance(value, numpy.int32), f"{where}: {type(value)} for {ctype}"
+            return int(value)
+        assert isinstance(value, numpy.ndarray), f"{where}: {type(value)} for a pointer"
+        assert value.flags.c_contiguous, f"{where}: array not C-contiguous"
+        base = ctype.replace("const", "").replace("__restrict__", "").replace("*", "").strip()
+        expected = {"T": self.dtype, "long long": numpy.dtype(numpy.int64)}[base]
+        assert value.dtype == expected, f"{where}: {value.dtype} for {ctype} ({expected})"
+        return value.ctypes.data
+
+    def __call__(self, grid, block, args, shared_mem=0):
+        assert len(args) == len(self.params), f"{self.name}: {len(args)} arguments for {len(self.params)}"
+        values = [self._argument(v, t, n) for v, (t, n) in zip(args, self.params)]
+        grid, block = tuple(grid) + (1,) * (3 - len(grid)), tuple(block) + (1,) * (3 - len(block))
+        for g in grid + block:
+            assert isinstance(g, int) and not isinstance(g, bool), f"{self.name}: grid {grid} block {block}"
+        rc = self._launch(
+            *[ctypes.c_uint(g) for g in grid + block],
+            ctypes.c_size_t(shared_mem),
+            ctypes.c_int(self.threaded),
+            (ctypes.c_int64 * len(values))(*values),
+        )
+        assert rc == 0, f"{self.name}: launch refused (code {rc}): grid {grid} block {block} smem {shared_mem}"
+
+
+class RawModule:
+    def __init__(self, code, options=()):
+        self.dtype = _CTYPES[re.search(r"typedef (\w+) T;", code).group(1)]
+        self._library, self._kernels = _compile(code)
+
+    def get_function(self, name):
+        params, threaded = self._kernels[name]
+        return RawKernel(self._library, name, params, threaded, self.dtype)
+
+
+class ElementwiseKernel:
+    """Inputs and outputs of one dtype T, same shape (all the backend uses)."""
+
+    def __init__(self, in_params, out_params, operation, name):
+        self.ins = [p.split()[1] for p in in_params.split(",")]
+        self.outs = [p.split()[1] for p in out_params.split(",")]
+        self.operation, self.name, self._kernels = operation, name, {}
+
+    def _kernel(self, dtype):
+        if dtype not in self._kernels:
+            ctype = {v: k for k, v in _CTYPES.items()}[dtype]
+            args = ", ".join([f"const T* {v}_p" for v in self.ins] + [f"T* {v}_p" for v in self.outs] + ["int n"])
+            loads = " ".join(f"const T {v} = {v}_p[i];" for v in self.ins) + " ".join(f"T {v};" for v in self.outs)
+            stores = " ".join(f"{v}_p[i] = {v};" for v in self.outs)
+            code = (
+                f'typedef {ctype} T;\nextern "C" __global__ void {self.name}({args}) {{\n'
+                f"const int i = blockIdx.x * blockDim.x + threadIdx.x; if (i >= n) return;\n"
+                f"{loads}\n{self.operation};\n{stores}\n}}\n"
+            )
+            self._kernels[dtype] = RawModule(code).get_function(self.name)
+        return self._kernels[dtype]
+
+    def __call__(self, *inputs):
+        assert len(inputs) == len(self.ins), f"{self.name}: {len(inputs)} inputs for {len(self.ins)}"
+        first = inputs[0]
+        assert all(a.dtype == first.dtype and a.shape == first.shape for a in inputs), f"{self.name}: mixed inputs"
+        outs = [numpy.empty_like(first) for _ in self.outs]
+        if first.size:
+            args = tuple(numpy.ascontiguousarray(a) for a in inputs) + tuple(outs) + (numpy.int32(first.size),)
+            self._kernel(first.dtype)(((first.size + 255) // 256,), (256,), args)
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+class _Device:
+    attributes = {"MultiProcessorCount": int(os.environ.get("CUDA_EMULATOR_SMS", "4"))}
+
+    def synchronize(self):
+        pass
+
+
+cuda = types.SimpleNamespace(Device=_Device, runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))
