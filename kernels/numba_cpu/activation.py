@@ -1,0 +1,153 @@
+"""Elementwise activations (any shape); each backward receives the forward's output ``y``.
+
+LLVM cannot vectorise a call to libm's ``exp``, so float32 sigmoid uses its own ``exp``
+(Cephes' expf: range reduction by ln 2, a degree-5 polynomial, and 2**n built from the exponent
+bits), accurate to about 2 ulp. float64 keeps ``np.exp`` for its 1e-10 tolerance.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
+
+_FAST = {"contract", "nsz", "arcp"}  # no reassociation, NaN/inf kept: results stay exact enough
+
+
+@intrinsic
+def _int32_bits_as_float32(typingctx, bits):
+    """Reinterpret an int32's bits as a float32 (a no-op move between registers)."""
+    sig = types.float32(types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return sig, codegen
+
+
+_F = np.float32
+_LOG2E, _LN2_HI, _LN2_LO = _F(1.44269504088896341), _F(0.693359375), _F(-2.12194440e-4)
+_EXP_MIN, _EXP_MAX = _F(-87.3), _F(88.3)  # exp stays a finite, normal float32 in between
+_P0, _P1, _P2 = _F(1.9875691500e-4), _F(1.3981999507e-3), _F(8.3334519073e-3)
+_P3, _P4, _P5 = _F(4.1665795894e-2), _F(1.6666665459e-1), _F(5.0000001201e-1)
+_ONE, _HALF = _F(1.0), _F(0.5)
+
+
+@njit(cache=True, fastmath=_FAST, inline="always")
+def _exp_f32(x):
+    x = min(max(x, _EXP_MIN), _EXP_MAX)
+    n = np.floor(x * _LOG2E + _HALF)
+    r = x - n * _LN2_HI - n * _LN2_LO
+    p = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
+    p = p * r * r + r + _ONE
+    return p * _int32_bits_as_float32((np.int32(n) + np.int32(127)) << np.int32(23))
+
+
+@njit(parallel=True, cache=True, fastmath=_FAST)
+def _sigmoid_f32(x, y):
+    for i in prange(x.size):
+        v = x[i]
+        s = _ONE / (_ONE + _exp_f32(-v))
+        y[i] = s if v == v else v  # NaN in, NaN out
+
+
+SIGMOID, RELU, TANH = 0, 1, 2  # one kernel per direction and dtype serves all three (compile time)
+
+
+@njit(parallel=True, cache=True)
+def _forward(x, y, op):
+    """y = op(x); the branch is loop-invariant, so LLVM moves it out of the loop."""
+    zero, one = x.dtype.type(0), x.dtype.type(1)
+    for i in prange(x.size):
+        v = x[i]
+        if op == SIGMOID:  # float64 (float32 has _sigmoid_f32): no exp ever overflows
+            if v >= zero:
+                y[i] = one / (one + np.exp(-v))
+            else:
+                e = np.exp(v)
+                y[i] = e / (one + e)
+        elif op == RELU:
+            y[i] = zero if v < zero else v  # NaN stays NaN, as in torch
+        else:
+            y[i] = np.tanh(v)
+
+
+@njit(parallel=True, cache=True, fastmath=_FAST)
+def _backward(gy, y, gx, op):
+    """gx from gy and the forward's output y."""
+    zero, one = gy.dtype.type(0), gy.dtype.type(1)  # a bare 1 would make Numba compute in float64
+    for i in prange(gy.size):
+        v = y[i]
+        if op == SIGMOID:
+            gx[i] = gy[i] * v * (one - v)
+        elif op == RELU:
+            gx[i] = zero if v <= zero else gy[i]  # a NaN y passes the gradient, as in torch
+        else:
+            gx[i] = gy[i] * (one - v * v)
+
+
+SERIAL_BELOW = 1 << 15  # elements (torch's grain size too): fewer run on the calling thread alone
+
+
+def _run(kernel, size, *args):
+    """kernel(*args), on this thread only for small arrays: waking a second thread costs more
+    than it saves there, and far more when the other core is busy with another process."""
+    threads = numba.get_num_threads()
+    if size >= SERIAL_BELOW or threads == 1:
+        kernel(*args)
+        return
+    numba.set_num_threads(1)
+    try:
+        kernel(*args)
+    finally:
+        numba.set_num_threads(threads)
+
+
+# ascontiguousarray costs nothing on the C-contiguous arrays of the contract, and keeps a stray
+# strided view from compiling a new signature (or from reshape(-1) silently copying).
+def _unary(x, op):
+    x = np.ascontiguousarray(x)
+    y = np.empty(x.shape, x.dtype)
+    if op == SIGMOID and x.dtype == np.float32:
+        _run(_sigmoid_f32, x.size, x.reshape(-1), y.reshape(-1))
+    else:
+        _run(_forward, x.size, x.reshape(-1), y.reshape(-1), op)
+    return y
+
+
+def _binary(gy, y, op):
+    gy, y = np.ascontiguousarray(gy), np.ascontiguousarray(y)
+    gx = np.empty(gy.shape, gy.dtype)
+    _run(_backward, gy.size, gy.reshape(-1), y.reshape(-1), gx.reshape(-1), op)
+    return gx
+
+
+def sigmoid_forward(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x))."""
+    return _unary(x, SIGMOID)
+
+
+def sigmoid_backward(gy: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """gx = gy * y * (1 - y)."""
+    return _binary(gy, y, SIGMOID)
+
+
+def relu_forward(x: np.ndarray) -> np.ndarray:
+    """max(x, 0); NaN stays NaN."""
+    return _unary(x, RELU)
+
+
+def relu_backward(gy: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """gx = 0 where y <= 0, else gy (also where y is NaN, as torch's threshold_backward)."""
+    return _binary(gy, y, RELU)
+
+
+def tanh_forward(x: np.ndarray) -> np.ndarray:
+    """tanh(x)."""
+    return _unary(x, TANH)
+
+
+def tanh_backward(gy: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """gx = gy * (1 - y**2)."""
+    return _binary(gy, y, TANH)
