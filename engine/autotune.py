@@ -1,8 +1,9 @@
 """Choosing between conv algorithms: forced per call/module, globally, or timed once per shape.
 
 With ``algo='auto'`` the first call of a kernel at a new (backend, shapes, dtype, geometry) runs
-every algorithm (a warm-up call, then a timed one), keeps the fastest for the rest of the process
-(like cuDNN's benchmark mode) and returns its result, so no work is wasted.
+every algorithm (a warm-up call, then ``TIMED_RUNS`` timed ones whose minimum counts, so one run
+slowed by a busy machine does not decide), keeps the fastest for the rest of the process (like
+cuDNN's benchmark mode) and returns its result.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from typing import Dict, Tuple
 
 ALGOS = ("im2col", "direct")
+TIMED_RUNS = 3
 CHOICES = ALGOS + ("auto",)
 
 _global_algo = "auto"
@@ -61,10 +63,12 @@ def run_conv_kernel(backend, kernel: str, algo: str, *args):
     for candidate in ALGOS:
         fn(*args, candidate)  # warm-up: JIT compilation, caches
         sync()
-        start = time.perf_counter()
-        out = fn(*args, candidate)
-        sync()
-        elapsed = time.perf_counter() - start
+        elapsed = float("inf")
+        for _ in range(TIMED_RUNS):
+            start = time.perf_counter()
+            out = fn(*args, candidate)
+            sync()
+            elapsed = min(elapsed, time.perf_counter() - start)
         if best is None or elapsed < best[0]:
             best = (elapsed, candidate, out)
     _choices[key] = best[1]
