@@ -242,7 +242,9 @@ def test_max_pool2d_propagates_nan_like_torch(dtype):
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
 
 
-@pytest.mark.parametrize("name,dtype", [pytest.param(n, d, id=f"{n}-{d.__name__}") for n in ACTIVATIONS for d in DTYPES])
+@pytest.mark.parametrize(
+    "name,dtype", [pytest.param(n, d, id=f"{n}-{d.__name__}") for n in ACTIVATIONS for d in DTYPES]
+)
 def test_activation_matches_torch(name, dtype):
     rng = np.random.default_rng(4)
     x = np.concatenate([rng.standard_normal(40) * 4, [0.0, -1e4, 1e4, -50.0, 50.0, -700.0]])
