@@ -1,7 +1,7 @@
 """The cupy backend's kernel tests, run on the CPU through the CUDA emulator in tests/cuda_emulator/.
 
-tests/test_cupy_kernels.py needs a GPU; on machines without one this runs its float64 cases in a
-subprocess where ``import cupy`` is the emulator (numpy arrays, CUDA C compiled by g++ and run with
+tests/test_kernels.py's cupy cases need a GPU; on machines without one this runs their float64 half in
+a subprocess where ``import cupy`` is the emulator (numpy arrays, CUDA C compiled by g++ and run with
 one CPU thread per CUDA thread). It checks the kernels' logic (indexing, tiling, shared-memory
 staging, reductions) and the Python launch code (argument types, grid and block sizes, shared-memory
 bytes) against torch and the reference backend; not GPU speed or memory behaviour. float32 differs
@@ -39,7 +39,7 @@ def test_cupy_kernels_pass_on_the_cuda_emulator():
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests" / "cuda_emulator"), str(ROOT)])
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"]
-    command += [str(ROOT / "tests" / "test_cupy_kernels.py"), "-k", "not float32"]
+    command += [str(ROOT / "tests" / "test_kernels.py"), "-k", "cupy and not float32"]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     tail = result.stdout[-6000:] + result.stderr[-2000:]
     assert result.returncode == 0, f"emulated cupy kernel tests failed:\n{tail}"
