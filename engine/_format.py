@@ -22,8 +22,7 @@ def _float_formatter(values: np.ndarray):
 
 
 def format_tensor(t) -> str:
-    values = np.asarray(t._data.get() if hasattr(t._data, "get") and not isinstance(t._data, np.ndarray)
-                        else t._data)
+    values = np.asarray(t._data.get() if t.device.type == "cuda" else t._data)
     if values.dtype.kind == "f":
         fmt = _float_formatter(values.astype(np.float64))
     elif values.dtype.kind == "b":

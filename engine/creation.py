@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from engine import backend, random
+from engine.device import array_device, float32, int64
 from engine.device import device as Device
-from engine.device import float32, int64
 from engine.tensor import Tensor, _move, _shape_args
 
 
@@ -35,7 +35,7 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     """
     if isinstance(data, Tensor):
         data = data.detach().cpu().numpy()
-    if hasattr(data, "get") and not isinstance(data, np.ndarray):  # a cupy array
+    if array_device(data).type == "cuda":  # a cupy array
         data = data.get()
     if isinstance(data, np.ndarray):
         array = np.array(data, dtype=dtype, copy=True)

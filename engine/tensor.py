@@ -189,7 +189,10 @@ class Tensor:
                                    f"has shape {self.shape}: pass backward(gradient=...)")
             grad = array_module(self._data).ones_like(self._data)
         else:
-            grad = gradient._data if isinstance(gradient, Tensor) else array_module(self._data).asarray(gradient)
+            if isinstance(gradient, Tensor):
+                check_same_device("backward", (self, gradient))
+            grad = gradient._data if isinstance(gradient, Tensor) else \
+                array_module(self._data).asarray(_to_module(gradient, self._data))
             if tuple(grad.shape) != tuple(self._data.shape):
                 raise ValueError(f"backward: gradient shape {tuple(grad.shape)} does not match tensor shape "
                                  f"{tuple(self._data.shape)}")
@@ -373,9 +376,11 @@ class Tensor:
         """True when ``other`` has the same shape and the same values (like ``torch.equal``)."""
         if not isinstance(other, Tensor):
             raise TypeError(f"equal(): argument 'other' must be a Tensor, got {type(other).__name__}")
+        check_same_device("equal", (self, other))
         return self.shape == other.shape and bool((self._data == other._data).all())
 
     def allclose(self, other, rtol=1e-5, atol=1e-8) -> bool:
+        check_same_device("allclose", (self, other))
         xp = array_module(self._data)
         return bool(xp.allclose(self._data, other._data, rtol=rtol, atol=atol))
 
@@ -588,20 +593,27 @@ class _Clone(autograd.Function):
         return gy
 
 
+def _is_cuda_array(array) -> bool:
+    return array_device(array).type == "cuda"
+
+
 def _move(array, target: device):
     if target.type == "cpu":
-        return array.get() if hasattr(array, "get") and not isinstance(array, np.ndarray) else array
+        return array.get() if _is_cuda_array(array) else array
     from engine import cuda
 
     cp = cuda.require_cupy()
+    count = cp.cuda.runtime.getDeviceCount()
+    if target.index >= count:
+        raise RuntimeError(f"cannot move a tensor to {target}: CuPy sees {count} CUDA device(s)")
     with cp.cuda.Device(target.index):
-        return cp.asarray(array)
+        return cp.asarray(array)  # a copy on this device, from the host or from another GPU
 
 
 def _to_module(value, like):
     """``value`` as an array of ``like``'s module (numpy or cupy)."""
     xp = array_module(like)
-    if xp is np and not isinstance(value, np.ndarray) and hasattr(value, "get"):
+    if xp is np and _is_cuda_array(value):
         return value.get()
     return xp.asarray(value) if not np.isscalar(value) else value
 

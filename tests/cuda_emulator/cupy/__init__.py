@@ -1,7 +1,9 @@
 """A stand-in for CuPy that runs the cupy backend on the CPU, for tests on machines without a GPU.
 
 Put this folder's parent on PYTHONPATH (before site-packages) and ``import cupy`` gets this module:
-arrays are numpy arrays, array functions are numpy's, and ``RawModule`` / ``ElementwiseKernel``
+arrays are ``cupy.ndarray``, a numpy.ndarray subclass whose type lives in module ``cupy`` (so code that
+tells device arrays by their module sees them on the GPU; mixing them with host arrays raises TypeError,
+as CuPy does), array functions are numpy's, and ``RawModule`` / ``ElementwiseKernel``
 compile the CUDA C with g++ against ``emu.h`` and run it on the CPU. Each launch is checked the way
 the GPU would refuse it: argument count and types against the kernel's signature (arrays for
 pointers, of the right dtype; numpy.int32 for ints), block and grid limits, at most 48 KiB of
@@ -13,16 +15,18 @@ source; default ``~/.cache/cuda_emulator``),
 ``CUDA_EMULATOR_SMS`` (the multiprocessor count it reports, default 4).
 """
 
+import contextlib
 import ctypes
+import functools
 import hashlib
 import os
 import re
 import subprocess
+import threading
 import types
 
 import numpy
 
-ndarray = numpy.ndarray
 _HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CACHE = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
 _BUILD = os.environ.get("CUDA_EMULATOR_BUILD") or os.path.join(_CACHE, "cuda_emulator")
@@ -32,16 +36,125 @@ _DYNAMIC_SMEM = "extern __shared__ __align__(16) unsigned char smem_raw[];"
 _CTYPES = {"float": numpy.dtype(numpy.float32), "double": numpy.dtype(numpy.float64)}
 
 
-def __getattr__(name):  # cupy.empty, cupy.matmul, cupy.int64, ...: numpy's
-    return getattr(numpy, name)
+class ndarray(numpy.ndarray):
+    """A "device" array: a numpy array whose type lives in module ``cupy``, so the engine sees it on cuda.
+
+    Results of numpy operations on it stay this type (as CuPy's stay ``cupy.ndarray``), reductions and
+    scalar indexing give 0-d arrays rather than numpy scalars (as CuPy does), and mixing it with a
+    host array (a numpy array of one or more dimensions) raises TypeError, as CuPy does.
+    ``get()`` copies it to a plain numpy array.
+    """
+
+    def __array_finalize__(self, obj):
+        pass
+
+    def __array_wrap__(self, arr, context=None, return_scalar=False):
+        return arr.view(ndarray) if isinstance(arr, numpy.ndarray) else _on_device(arr)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        checked = inputs[:1] + inputs[2:] if method == "at" else inputs  # (indices may be on the host)
+        out = kwargs.get("out")
+        with _outermost():
+            _refuse_host(f"{ufunc.__name__}.{method}", checked, kwargs)
+            if out is not None:
+                kwargs["out"] = tuple(_host_view(o) for o in out)
+            result = getattr(ufunc, method)(*(_host_view(a) for a in inputs), **kwargs)
+        if out is not None:
+            return out[0] if len(out) == 1 else out
+        return _on_device(result)
+
+    def __array_function__(self, func, types, args, kwargs):
+        with _outermost():
+            _refuse_host(func.__name__, args, kwargs)
+            return _on_device(super().__array_function__(func, types, args, kwargs))
+
+    def __getitem__(self, index):
+        return _on_device(super().__getitem__(index))
+
+    def __setitem__(self, index, value):
+        _refuse_host("__setitem__", (value,))  # CuPy does not copy host arrays in: use cupy.asarray first
+        super().__setitem__(index, value)
+
+    @property
+    def device(self):
+        return _Device(0)
+
+    def get(self):
+        """A host copy (a plain numpy array)."""
+        return numpy.array(self, copy=True, subok=False)
+
+
+def _host_view(a):
+    return a.view(numpy.ndarray) if isinstance(a, ndarray) else a
+
+
+def _on_device(value):
+    """numpy results as device values: arrays (and numpy scalars, as 0-d arrays) become ``ndarray``."""
+    if isinstance(value, ndarray):
+        return value
+    if isinstance(value, numpy.ndarray):
+        return value.view(ndarray)
+    if isinstance(value, numpy.generic):
+        return numpy.asarray(value).view(ndarray)
+    if isinstance(value, tuple):
+        return tuple(_on_device(v) for v in value)
+    if isinstance(value, list):
+        return [_on_device(v) for v in value]
+    return value
+
+
+_nesting = threading.local()  # numpy's own implementations call array functions with host temporaries
+
+
+@contextlib.contextmanager
+def _outermost():
+    """Counts nested array calls on this thread: only the outermost one is the caller's code."""
+    depth = getattr(_nesting, "depth", 0)
+    _nesting.depth = depth + 1
+    try:
+        yield
+    finally:
+        _nesting.depth = depth
+
+
+def _refuse_host(what, args, kwargs=None):
+    """TypeError, like CuPy's, when a host array (not 0-d) is passed where device arrays are expected."""
+    if getattr(_nesting, "depth", 0) > 1:  # inside numpy's implementation of an outer call
+        return
+    values = list(args) + list((kwargs or {}).values())
+    while values:
+        v = values.pop()
+        if isinstance(v, (tuple, list)):
+            values.extend(v)
+        elif isinstance(v, numpy.ndarray) and not isinstance(v, ndarray) and v.ndim > 0:
+            raise TypeError(f"{what}: Unsupported type {type(v)} (a host array mixed with device arrays)")
+
+
+def _device_function(func):
+    @functools.wraps(func)
+    def call(*args, **kwargs):
+        with _outermost():
+            _refuse_host(getattr(func, "__name__", "cupy function"), args, kwargs)
+            return _on_device(func(*args, **kwargs))
+
+    return call
+
+
+def __getattr__(name):  # cupy.empty, cupy.matmul, cupy.int64, ...: numpy's, giving device arrays
+    value = getattr(numpy, name)
+    if callable(value) and not isinstance(value, (type, numpy.ufunc)):
+        return _device_function(value)
+    return value  # dtypes and ufuncs (ufuncs keep device arrays through __array_ufunc__)
 
 
 def asarray(a, dtype=None):
-    return numpy.array(a, dtype=dtype, copy=True, order="C")
+    if isinstance(a, ndarray):
+        return a if dtype is None else a.astype(dtype, copy=False)
+    return numpy.array(a, dtype=dtype, copy=True, order="C").view(ndarray)
 
 
 def asnumpy(a):
-    return numpy.asarray(a)
+    return numpy.array(a, copy=True, subok=False) if isinstance(a, ndarray) else numpy.asarray(a)
 
 
 def _parameters(text):
@@ -101,7 +214,7 @@ class RawKernel:
         if "*" not in ctype:
             assert ctype == "int" and isinstance(value, numpy.int32), f"{where}: {type(value)} for {ctype}"
             return int(value)
-        assert isinstance(value, numpy.ndarray), f"{where}: {type(value)} for a pointer"
+        assert isinstance(value, ndarray), f"{where}: {type(value)} for a pointer (a device array is needed)"
         assert value.flags.c_contiguous, f"{where}: array not C-contiguous"
         base = ctype.replace("const", "").replace("__restrict__", "").replace("*", "").strip()
         expected = {"T": self.dtype, "long long": numpy.dtype(numpy.int64)}[base]
@@ -157,20 +270,47 @@ class ElementwiseKernel:
 
     def __call__(self, *inputs):
         assert len(inputs) == len(self.ins), f"{self.name}: {len(inputs)} inputs for {len(self.ins)}"
+        _refuse_host(self.name, inputs)
         first = inputs[0]
         assert all(a.dtype == first.dtype and a.shape == first.shape for a in inputs), f"{self.name}: mixed inputs"
-        outs = [numpy.empty_like(first) for _ in self.outs]
+        outs = [numpy.empty_like(first, order="C").view(ndarray) for _ in self.outs]
         if first.size:
-            args = tuple(numpy.ascontiguousarray(a) for a in inputs) + tuple(outs) + (numpy.int32(first.size),)
+            inputs = tuple(numpy.ascontiguousarray(a).view(ndarray) for a in inputs)
+            args = inputs + tuple(outs) + (numpy.int32(first.size),)
             self._kernel(first.dtype)(((first.size + 255) // 256,), (256,), args)
         return outs[0] if len(outs) == 1 else tuple(outs)
 
 
+_DEVICE_COUNT = 1
+
+
 class _Device:
+    """``cupy.cuda.Device(i)``: one emulated device (id 0); also a context manager, like CuPy's."""
+
     attributes = {"MultiProcessorCount": int(os.environ.get("CUDA_EMULATOR_SMS", "4"))}
+
+    def __init__(self, device=None):
+        self.id = 0 if device is None else int(device)
+        if not 0 <= self.id < _DEVICE_COUNT:
+            raise RuntimeError(f"cudaErrorInvalidDevice: invalid device ordinal {self.id}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def __eq__(self, other):
+        return isinstance(other, _Device) and other.id == self.id
+
+    def __hash__(self):
+        return hash(self.id)
+
+    def __repr__(self):
+        return f"<CUDA Device {self.id}>"
 
     def synchronize(self):
         pass
 
 
-cuda = types.SimpleNamespace(Device=_Device, runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))
+cuda = types.SimpleNamespace(Device=_Device, runtime=types.SimpleNamespace(getDeviceCount=lambda: _DEVICE_COUNT))
