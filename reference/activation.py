@@ -21,8 +21,8 @@ def relu_forward(x: np.ndarray) -> np.ndarray:
 
 
 def relu_backward(gy: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """gx = gy where y > 0, else 0 (the gradient at 0 is 0, as in torch)."""
-    return np.where(y > 0, gy, np.zeros((), gy.dtype))
+    """gx = 0 where y <= 0, else gy (the gradient at 0 is 0 and NaN passes gy on, as in torch)."""
+    return np.where(y <= 0, np.zeros((), gy.dtype), gy)
 
 
 def tanh_forward(x: np.ndarray) -> np.ndarray:

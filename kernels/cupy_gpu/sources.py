@@ -473,7 +473,7 @@ ELEMENTWISE = {
     "sigmoid_forward": ("T x", "T y", "y = x >= (T)0 ? (T)1 / ((T)1 + exp(-x)) : exp(x) / ((T)1 + exp(x))"),
     "sigmoid_backward": ("T gy, T y", "T gx", "gx = gy * y * ((T)1 - y)"),
     "relu_forward": ("T x", "T y", "y = x < (T)0 ? (T)0 : x"),  # NaN stays NaN
-    "relu_backward": ("T gy, T y", "T gx", "gx = y > (T)0 ? gy : (T)0"),
+    "relu_backward": ("T gy, T y", "T gx", "gx = y <= (T)0 ? (T)0 : gy"),  # NaN passes gy on
     "tanh_forward": ("T x", "T y", "y = tanh(x)"),
     "tanh_backward": ("T gy, T y", "T gx", "gx = gy * ((T)1 - y * y)"),
 }
