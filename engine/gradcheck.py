@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from engine import autograd
-from engine.tensor import Tensor
+from engine.tensor import Tensor, _to_module
 
 
 class GradcheckError(AssertionError):
@@ -23,7 +23,7 @@ def _scalarize(fn, inputs, weights):
     outputs = out if isinstance(out, (tuple, list)) else (out,)
     total = None
     for o, w in zip(outputs, weights):
-        term = (o * Tensor._wrap(w)).sum()
+        term = (o * Tensor._wrap(w).to(o.device)).sum()
         total = term if total is None else total + term
     return total
 
@@ -51,7 +51,7 @@ def gradcheck(fn: Callable, inputs: Sequence[Tensor], eps: float = 1e-6, atol: f
     for i in checked:
         inputs[i].grad = None
     _scalarize(fn, inputs, weights).backward()
-    analytic = {i: (inputs[i].grad._data if inputs[i].grad is not None else np.zeros(inputs[i].shape))
+    analytic = {i: (inputs[i].grad.cpu().numpy() if inputs[i].grad is not None else np.zeros(inputs[i].shape))
                 for i in checked}
 
     def value():
@@ -59,12 +59,12 @@ def gradcheck(fn: Callable, inputs: Sequence[Tensor], eps: float = 1e-6, atol: f
             return float(_scalarize(fn, inputs, weights).item())
 
     for i in checked:
-        data = inputs[i]._data
+        data = inputs[i]._data  # perturbed in place, on its device
         if random_directions is None:
-            numeric = np.zeros_like(data)
+            numeric = np.zeros(data.shape)
             flat, flat_numeric = data.reshape(-1), numeric.reshape(-1)
             for k in range(flat.size):
-                original = flat[k]
+                original = float(flat[k])
                 flat[k] = original + eps
                 plus = value()
                 flat[k] = original - eps
@@ -79,14 +79,14 @@ def gradcheck(fn: Callable, inputs: Sequence[Tensor], eps: float = 1e-6, atol: f
                     f"first at index {tuple(where)}: analytic {analytic[i][tuple(where)]!r} vs numeric "
                     f"{numeric[tuple(where)]!r}")
         else:
-            original = data.copy()
+            original = inputs[i].detach().cpu().numpy().copy()
             for d in range(random_directions):
                 v = rng.standard_normal(data.shape)
-                data[...] = original + eps * v
+                data[...] = _to_module(original + eps * v, data)
                 plus = value()
-                data[...] = original - eps * v
+                data[...] = _to_module(original - eps * v, data)
                 minus = value()
-                data[...] = original
+                data[...] = _to_module(original, data)
                 numeric = (plus - minus) / (2 * eps)
                 predicted = float((analytic[i] * v).sum())
                 if not np.isclose(predicted, numeric, rtol=rtol, atol=atol):

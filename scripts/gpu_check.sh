@@ -10,7 +10,7 @@
 #
 # Steps (each writes $OUT/<step>.txt; $OUT/summary.txt has each step's exit status and seconds):
 #   env      nvidia-smi, Python/CuPy/torch/cuDNN versions, whether the engine sees the GPU
-#   pytest   tests/test_cupy_compile.py + tests/test_cupy_kernels.py (kernels vs torch and reference)
+#   pytest   tests/test_cupy_compile.py + tests/test_kernels.py -k cupy (kernels vs torch and reference)
 #   engine   the rest of the suite's cuda/cupy cases (modules, autograd, training parity)
 #   train    python -m engine.train_lenet --device cuda --epochs 1 on the full training set
 #   bench    python -m benchmarks.gpu_compare --epoch (engine kernels vs cuDNN + a PyTorch epoch)
@@ -65,12 +65,12 @@ backend.load('cupy')
 EOF"
 
 # shellcheck disable=SC2086  # XDIST is empty or two words
-run_step pytest 150 "$PY" -m pytest -q -rs $XDIST tests/test_cupy_compile.py tests/test_cupy_kernels.py \
+run_step pytest 150 "$PY" -m pytest -q -rs $XDIST tests/test_cupy_compile.py tests/test_kernels.py -k cupy \
     --junitxml="$OUT/pytest.xml"
 
 # shellcheck disable=SC2086
 run_step engine 60 "$PY" -m pytest -q -rs $XDIST tests -k "cuda or cupy or gpu" \
-    --ignore=tests/test_cupy_compile.py --ignore=tests/test_cupy_kernels.py --ignore=tests/test_cupy_emulated.py \
+    --ignore=tests/test_cupy_compile.py --ignore=tests/test_kernels.py --ignore=tests/test_cuda_emulator.py \
     --junitxml="$OUT/engine.xml"
 
 run_step train 150 "$PY" -m engine.train_lenet --device cuda --epochs 1 --data-dir "$DATA_DIR" \

@@ -73,14 +73,16 @@ def dtype(request) -> DType:
 # --- backends ----------------------------------------------------------------------------------
 
 CPU_BACKENDS = ["reference", "numba"]
+BACKENDS = CPU_BACKENDS + ["cupy"]  # 'cupy' also makes cuda the default device of new tensors
 
 
-@pytest.fixture(params=CPU_BACKENDS)
+@pytest.fixture(params=BACKENDS)
 def backend(request):
-    """Select a CPU backend for the test and restore the previous selection afterwards."""
+    """Select a backend for the test and restore the previous selection afterwards."""
     name = request.param
     if not engine_backend.is_available(name):
-        pytest.skip(f"backend {name!r} is not available on this machine")
+        reason = "no usable CUDA device / CuPy" if name == "cupy" else "it does not import"
+        pytest.skip(f"backend {name!r} is not available on this machine ({reason})")
     previous = engine_backend.get_backend()
     engine.set_backend(name)
     yield name
@@ -95,7 +97,7 @@ def to_numpy(t) -> np.ndarray:
     if isinstance(t, torch.Tensor):
         return t.detach().cpu().numpy()
     if isinstance(t, engine.Tensor):
-        return np.asarray(t.detach().numpy())
+        return np.asarray(t.detach().cpu().numpy())
     return np.asarray(t)
 
 

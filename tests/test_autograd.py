@@ -253,7 +253,7 @@ class CallCounter:
 
 @pytest.fixture
 def counted_conv_kernels(monkeypatch, backend):
-    module = engine_backend.cpu_backend()
+    module = engine_backend.load(backend)
     counters = {}
     for name in ("conv2d_backward_input", "conv2d_backward_weight"):
         counters[name] = CallCounter(getattr(module, name))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
-from conftest import assert_close, engine_tensor, run_side_by_side, torch_tensor
+from conftest import assert_close, engine_tensor, run_side_by_side, to_numpy, to_torch, torch_tensor
 
 import engine
 from engine.nn import functional as F
@@ -86,7 +86,7 @@ def test_conv2d_algos_agree(dtype, backend):
         for a in ("im2col", "direct", "auto")
     ]
     for out in outs[1:]:
-        assert_close(out, torch.from_numpy(outs[0].numpy()), dtype)
+        assert_close(out, to_torch(outs[0]), dtype)
 
 
 def test_conv2d_weight_only_grad_matches(dtype, backend):
@@ -181,7 +181,7 @@ def test_activation_matches_torch(name, dtype, backend):
 def test_activation_extreme_inputs_stay_finite(name, dtype, backend):
     x = np.array([[-1e4, -100.0, 0.0, 100.0, 1e4]])
     e_out, _ = run_side_by_side(getattr(F, name), getattr(torch, name), [x], dtype)
-    assert np.all(np.isfinite(e_out.detach().numpy()))
+    assert np.all(np.isfinite(to_numpy(e_out)))
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -223,7 +223,7 @@ def test_softmax_family_extreme_logits_finite(name, dtype, backend):
     x = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [1e4, 1e4, 0.0]])
     e_out, _ = run_side_by_side(lambda x: getattr(F, name)(x, dim=1), lambda x: getattr(TF, name)(x, dim=1), [x], dtype)
     if name == "softmax":
-        assert np.all(np.isfinite(e_out.detach().numpy()))
+        assert np.all(np.isfinite(to_numpy(e_out)))
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -254,7 +254,7 @@ def test_cross_entropy_extreme_logits_stay_finite(reduction, dtype, backend):
         [logits, target],
         dtype,
     )
-    assert np.all(np.isfinite(e_out.detach().numpy()))
+    assert np.all(np.isfinite(to_numpy(e_out)))
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])

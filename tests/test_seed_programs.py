@@ -66,7 +66,7 @@ def check_edge_detection_output(out: str) -> None:
         # printed with 3 decimals: once the loss is ~0.00x, equal printed values are a fall too small to show
         assert after < before or (after == before and after <= 0.005), f"loss did not fall: {losses}"
     assert losses[-1] < 0.1 * losses[0] and losses[-1] < 0.6, losses
-    m = re.search(r"kernel weights: tensor\(\[\[\s*([-+\d.eE]+),\s*([-+\d.eE]+)\]\]\)", out)
+    m = re.search(r"kernel weights: tensor\(\[\[\s*([-+\d.eE]+),\s*([-+\d.eE]+)\]\](, device='cuda:\d+')?\)", out)
     assert m, f"no 'kernel weights: tensor([[a, b]])' line in:\n{out}"
     kernel = (float(m[1]), float(m[2]))
     assert abs(kernel[0] - 1) < 0.15 and abs(kernel[1] + 1) < 0.15, kernel
@@ -256,9 +256,9 @@ def test_lenet_steps_on_a_fixed_batch_match_torch(backend):
     import engine.optim
 
     engine.manual_seed(0)
-    e_net = seed_lenet(engine.nn).to(engine.device("cpu"))
+    e_net = seed_lenet(engine.nn)  # on the backend's default device (cuda for cupy)
     t_net = seed_lenet(torch.nn)
-    t_net.load_state_dict({k: torch.from_numpy(v.detach().numpy().copy()) for k, v in e_net.state_dict().items()})
+    t_net.load_state_dict({k: torch.from_numpy(v.detach().cpu().numpy().copy()) for k, v in e_net.state_dict().items()})
     (eX, ey), (tX, ty) = fake_loaders(engine, 32)[0][0], fake_loaders(torch, 32)[0][0]
     e_losses = seed_steps(engine, e_net, eX, ey, 12)
     t_losses = seed_steps(torch, t_net, tX, ty, 12)
