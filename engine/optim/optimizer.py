@@ -39,7 +39,7 @@ class Optimizer:
                     p.grad._data[...] = 0
 
     def step(self):  # pragma: no cover - abstract
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define step()")
 
     def state_dict(self) -> Dict[str, Any]:
         """{'state': {index: {name: Tensor or number}}, 'param_groups': [{..., 'params': [index, ...]}]}."""

@@ -128,6 +128,14 @@ def conv2d_forward(x, w, b, stride, padding, dilation):
     return y, cols.nbytes + o * chunk * oh * ow * x.itemsize
 
 
+def _gradient_rows(gy, n0, n1, buffer):
+    """gy[n0:n1] (n, O, OH, OW) rearranged into ``buffer`` as the (O, n*OH*OW) matrix im2col's products need."""
+    o, oh, ow = gy.shape[1:]
+    rows = _view(buffer, o, (n1 - n0) * oh * ow)
+    rows.reshape(o, n1 - n0, oh * ow)[...] = gy[n0:n1].reshape(n1 - n0, o, oh * ow).transpose(1, 0, 2)
+    return rows
+
+
 def conv2d_backward_input(gy, w, input_hw, stride, padding, dilation):
     """gy (N, O, OH, OW), w (O, C, KH, KW) -> (gx (N, C, H, W), workspace bytes)."""
     n, o, oh, ow = gy.shape
@@ -139,8 +147,7 @@ def conv2d_backward_input(gy, w, input_hw, stride, padding, dilation):
     g = np.empty(o * chunk * oh * ow, gy.dtype)
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
-        part_g = _view(g, o, (n1 - n0) * oh * ow)
-        part_g.reshape(o, n1 - n0, oh * ow)[...] = gy[n0:n1].reshape(n1 - n0, o, oh * ow).transpose(1, 0, 2)
+        part_g = _gradient_rows(gy, n0, n1, g)
         part = _view(cols, k, (n1 - n0) * oh * ow)
         np.matmul(wmat_t, part_g, out=part)
         _col2im(part, n0, n1, *_geometry(w.shape[2:], stride, padding, dilation), oh, ow, gx)
@@ -157,8 +164,7 @@ def conv2d_backward_weight(gy, x, kernel_hw, stride, padding, dilation):
     g = np.empty(o * chunk * oh * ow, gy.dtype)
     for n0 in range(0, n, chunk):
         n1 = min(n, n0 + chunk)
-        part_g = _view(g, o, (n1 - n0) * oh * ow)
-        part_g.reshape(o, n1 - n0, oh * ow)[...] = gy[n0:n1].reshape(n1 - n0, o, oh * ow).transpose(1, 0, 2)
+        part_g = _gradient_rows(gy, n0, n1, g)
         part = _view(cols, k, (n1 - n0) * oh * ow)
         _im2col(x, n0, n1, *_geometry(kernel_hw, stride, padding, dilation), oh, ow, part)
         gw += part_g @ part.T
