@@ -7,9 +7,8 @@ when a rank fails. Without mpiexec it is rank 0 of 1 and changes nothing (mpi4py
 """
 from engine.distributed.config_check import ConfigMismatch
 from engine.distributed.context import DistributedContext
-from engine.distributed.mpi_collectives import CollectiveTimeout
 from engine.distributed.sampler import ShardedDataLoader, shard
 from engine.distributed.world import MPIUnavailable, launched_by_mpi
 
-__all__ = ["CollectiveTimeout", "ConfigMismatch", "DistributedContext", "MPIUnavailable", "ShardedDataLoader",
+__all__ = ["ConfigMismatch", "DistributedContext", "MPIUnavailable", "ShardedDataLoader",
            "launched_by_mpi", "shard"]

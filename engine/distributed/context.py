@@ -34,8 +34,8 @@ class DistributedContext:
     """This process's place in the MPI job, and the collectives data-parallel training needs.
 
     Args:
-        timeout: seconds a collective may wait before raising CollectiveTimeout (default
-            ``$ENGINE_DIST_TIMEOUT`` or 300).
+        timeout: seconds a collective may wait for the other ranks before the job is aborted
+            (default ``$ENGINE_DIST_TIMEOUT`` or 300).
         comm: an mpi4py communicator (default: COMM_WORLD under mpiexec, none for a lone process).
 
     Attributes: ``rank``, ``size``, ``is_main`` (rank 0: the one that prints and writes files).

@@ -2,7 +2,7 @@
 
 A rank that raises prints one line naming itself and the error, then calls ``MPI_Abort``, which
 makes the launcher terminate every rank of the job. Peers that stop without aborting (killed, or
-stuck) are caught by the collectives' timeout (see :mod:`engine.distributed.mpi_collectives`).
+stuck) are caught by the collectives' watchdog (see :mod:`engine.distributed.mpi_collectives`).
 """
 from __future__ import annotations
 
