@@ -16,9 +16,10 @@ import numpy as np
 import engine
 from engine import nn
 from engine.distributed import ConfigMismatch, DistributedContext
+from engine.training.loop import evaluate
 from engine.training.model import build_lenet
 
-SEED, STEPS, GRAD_BATCH, STEP_BATCH, LR = 7, 30, 256, 64, 0.1
+SEED, STEPS, GRAD_BATCH, STEP_BATCH, EVAL_BATCH, LR = 7, 30, 256, 64, 100, 0.1
 
 
 def random_images(n: int = 499):
@@ -64,6 +65,9 @@ def scenario_train(dist: DistributedContext, out: str):
     arrays.update({f"grad/{name}": p.grad.numpy() for name, p in model.named_parameters()})
     train(model, dist.data_loader(data, STEP_BATCH, shuffle=True, seed=SEED), dist, STEPS)
     arrays.update(state(model, "trained"))
+    loss, accuracy, confusion = dist.reduce_evaluation(
+        evaluate(model, dist.data_loader(data, EVAL_BATCH).batches(0), num_classes=10))
+    arrays.update({"eval/loss": loss, "eval/accuracy": accuracy, "eval/confusion": confusion})
     np.savez(f"{out}/rank{dist.rank}.npz", **arrays)
 
 

@@ -26,6 +26,7 @@ from engine.distributed.context import collectives_for
 from engine.distributed.mpi_collectives import Watchdog
 from engine.distributed.nccl_collectives import NcclCollectives
 from engine.distributed.world import LAUNCHER_VARIABLES, world_comm
+from engine.training.loop import evaluate
 from engine.training.model import build_lenet
 
 TESTS = Path(__file__).resolve().parent
@@ -106,6 +107,19 @@ def test_parameters_stay_identical_across_ranks_and_follow_the_one_process_run(t
         assert not np.array_equal(rank0[f"trained/{name}"], rank0[f"init/{name}"]), f"{name} did not train"
         np.testing.assert_allclose(rank0[f"trained/{name}"], p.detach().numpy(), rtol=1e-5, atol=1e-6,
                                    err_msg=name)
+
+
+@needs_mpi
+def test_evaluation_on_two_shards_gives_the_metrics_of_one_process(two_rank_training):
+    model = one_process_model()
+    for name, p in model.named_parameters():
+        p._data[...] = two_rank_training[0][f"trained/{name}"]
+    data = worker.random_images()  # 499 samples in batches of 100: the last one splits 49/50
+    loss, accuracy, confusion = evaluate(model, DataLoader(data, worker.EVAL_BATCH).batches(0), num_classes=10)
+    for arrays in two_rank_training:
+        np.testing.assert_array_equal(arrays["eval/confusion"], confusion)
+        assert arrays["eval/accuracy"] == accuracy
+        np.testing.assert_allclose(arrays["eval/loss"], loss, rtol=1e-6)
 
 
 # --------------------------------------------------------------------------- faults
