@@ -2,12 +2,13 @@
 
 Scenarios: ``train`` (broadcast, one step's averaged gradients, then many SGD steps; each rank saves
 its arrays to OUT/rank<r>.npz), ``raise`` (rank 1 raises at step 3), ``stall`` (rank 1 stops
-responding at step 3), ``die`` (rank 1 exits at step 3 without a word) and ``config`` (the ranks
-pass different configurations).
+responding at step 3), ``die`` (rank 1 exits at step 3 without a word), ``sigint`` (wait for
+Ctrl-C) and ``config`` (the ranks pass different configurations).
 """
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 
@@ -84,6 +85,28 @@ def small_steps(dist: DistributedContext, fail_at: int, failure):
     print(f"rank {dist.rank} finished all steps", flush=True)
 
 
+def say(line: str) -> None:
+    """One line on stdout in one write (mpiexec forwards the ranks' writes as they come)."""
+    os.write(sys.stdout.fileno(), (line + "\n").encode())
+
+
+def stop_together_on_ctrl_c(dist: DistributedContext):
+    """mpiexec passes Ctrl-C (SIGINT) to every rank; ``dist.any`` makes them all stop after the same step,
+    even a rank that never sees the signal (here rank 1 ignores it)."""
+    requested = []
+    if dist.rank == 1:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    else:
+        signal.signal(signal.SIGINT, lambda signum, frame: requested.append(signum))
+    dist.barrier()
+    say(f"rank {dist.rank} ready")
+    for step in range(1, 401):  # 20 s at most
+        time.sleep(0.05)
+        if dist.any(bool(requested)):
+            say(f"rank {dist.rank} stopped after step {step}")
+            return
+
+
 def injected_failure():
     raise RuntimeError("injected failure at step 3")
 
@@ -100,6 +123,8 @@ def main(scenario: str, out: str):
             small_steps(dist, 3, lambda: os._exit(3))
         elif scenario == "stall":
             small_steps(dist, 3, lambda: time.sleep(120))
+        elif scenario == "sigint":
+            stop_together_on_ctrl_c(dist)
         elif scenario == "config":
             try:
                 dist.check_same_config({"lr": 0.1 if dist.rank == 0 else 0.2, "epochs": 1})

@@ -7,7 +7,9 @@ dispatch to NCCL with a fake, the lone-process behaviour) run in this process.
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -46,13 +48,18 @@ needs_mpi = pytest.mark.skipif(MPIEXEC is None or _mpi4py_missing(),
                                reason="needs mpiexec and mpi4py (bash scripts/install_mpi.sh installs them)")
 
 
-def run_ranks(scenario: str, out: Path, timeout: float = 60.0):
-    """``mpiexec -n 2`` on the worker; returns (completed process, seconds it took)."""
+def worker_command(scenario: str, out: Path):
+    """``mpiexec -n 2`` on the worker, and its environment (one thread per rank)."""
     env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARIABLES}
     env.update(PYTHONPATH=str(ROOT), NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    return [MPIEXEC, "-n", "2", sys.executable, str(TESTS / "distributed_worker.py"), scenario, str(out)], env
+
+
+def run_ranks(scenario: str, out: Path, timeout: float = 60.0):
+    """Run the worker on 2 ranks; returns (completed process, seconds it took)."""
+    command, env = worker_command(scenario, out)
     started = time.monotonic()
-    result = subprocess.run([MPIEXEC, "-n", "2", sys.executable, str(TESTS / "distributed_worker.py"), scenario,
-                             str(out)], env=env, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
     return result, time.monotonic() - started
 
 
@@ -147,6 +154,31 @@ def test_a_rank_that_stops_responding_makes_the_others_time_out(tmp_path):
     assert ("engine.distributed: rank 0 of 2: the gradient allreduce did not complete within 2 s; another rank "
             "has stopped, hangs or is far behind") in result.stderr
     assert seconds < 30
+
+
+@needs_mpi
+def test_ctrl_c_stops_every_rank_after_the_same_step(tmp_path):
+    command, env = worker_command("sigint", tmp_path)
+
+    def default_sigint():  # a shell that started pytest in the background may have left SIGINT ignored
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          preexec_fn=default_sigint, start_new_session=True) as job:
+        try:
+            seen = ""  # mpiexec may interleave the ranks' lines
+            while not ("rank 0 ready" in seen and "rank 1 ready" in seen):
+                line = job.stdout.readline()
+                assert line, f"the ranks ended before they were ready: {seen!r} {job.stderr.read()}"
+                seen += line
+            job.send_signal(signal.SIGINT)  # mpiexec passes it to every rank
+            out, err = job.communicate(timeout=30)
+        finally:
+            if job.poll() is None:
+                os.killpg(job.pid, signal.SIGKILL)
+    assert job.returncode == 0, err
+    stops = re.findall(r"rank (\d) stopped after step (\d+)", seen + out)
+    assert sorted(rank for rank, _ in stops) == ["0", "1"] and len({step for _, step in stops}) == 1, out
 
 
 @needs_mpi
