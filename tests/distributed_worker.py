@@ -72,9 +72,10 @@ def scenario_train(dist: DistributedContext, out: str):
     np.savez(f"{out}/rank{dist.rank}.npz", **arrays)
 
 
-def small_steps(dist: DistributedContext, fail_at: int, failure):
+def small_steps(dist: DistributedContext, fail_at: int, failure, timeout: float = 30.0):
     model = nn.Linear(10, 2)
-    dist.broadcast_module(model)
+    dist.broadcast_module(model)  # under the start's timeout: ranks may start seconds apart on a busy machine
+    dist.timeout = timeout
     X = engine.randn(8, 10)
     for step in range(1, 11):
         if dist.rank == 1 and step == fail_at:
@@ -113,7 +114,7 @@ def injected_failure():
 
 def main(scenario: str, out: str):
     engine.set_num_threads(1)
-    dist = DistributedContext(timeout=2.0 if scenario == "stall" else 30.0)
+    dist = DistributedContext(timeout=30.0)
     with dist:
         if scenario == "train":
             scenario_train(dist, out)
@@ -122,7 +123,7 @@ def main(scenario: str, out: str):
         elif scenario == "die":
             small_steps(dist, 3, lambda: os._exit(3))
         elif scenario == "stall":
-            small_steps(dist, 3, lambda: time.sleep(120))
+            small_steps(dist, 3, lambda: time.sleep(120), timeout=2.0)
         elif scenario == "sigint":
             stop_together_on_ctrl_c(dist)
         elif scenario == "config":

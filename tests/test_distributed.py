@@ -208,6 +208,8 @@ def test_a_lone_process_is_rank_0_of_1_and_nothing_changes():
     assert dist.reduce_metrics({"loss": 2.5, "counts": np.arange(3)}, op="sum")["loss"] == 2.5
     assert dist.shard([1, 2, 3]) == [1, 2, 3] and dist.any(True) and not dist.any(False)
     dist.check_same_config({"lr": 0.1})
+    with pytest.raises(ValueError, match="timeout must be a positive number of seconds, got 0"):
+        DistributedContext(timeout=0)
 
 
 def test_a_lone_process_does_not_import_mpi4py():

@@ -51,12 +51,26 @@ class DistributedContext:
         self.is_main = self.rank == 0
         if timeout is None:
             timeout = float(os.environ.get("ENGINE_DIST_TIMEOUT", DEFAULT_TIMEOUT))
-        self.timeout = timeout
-        self._mpi = MPICollectives(self.comm, timeout) if self.size > 1 else None
+        self._mpi = None
+        self.timeout = timeout  # checked before the watchdog starts
+        self._mpi = MPICollectives(self.comm, self.timeout) if self.size > 1 else None
         self._nccl = None
         self._local_rank = None
         if self.size > 1:
             install_excepthook(self.comm, self.rank, self.size)
+
+    @property
+    def timeout(self) -> float:
+        """Seconds a collective may wait for the other ranks before the job is aborted (settable)."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, seconds: float) -> None:
+        if not seconds > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {seconds!r}")
+        self._timeout = float(seconds)
+        if self._mpi is not None:
+            self._mpi.watchdog.timeout = self._timeout
 
     def __repr__(self):
         return f"DistributedContext(rank={self.rank}, size={self.size})"

@@ -23,7 +23,8 @@ def timeout_line(rank: int, size: int, what: str, timeout: float) -> str:
 class Watchdog:
     """Aborts the MPI job when the collective inside :meth:`guard` runs longer than ``timeout`` seconds.
 
-    The thread wakes every ``min(1 s, timeout / 4)`` to look; guarding a call costs two attribute writes.
+    The thread wakes every ``min(1 s, timeout / 4)`` to look (``timeout`` may be changed at any time);
+    guarding a call costs two attribute writes.
     """
 
     def __init__(self, comm, timeout: float):
@@ -42,9 +43,8 @@ class Watchdog:
             self._current = None
 
     def _watch(self) -> None:
-        interval = min(1.0, self.timeout / 4)
         while True:
-            time.sleep(interval)
+            time.sleep(min(1.0, self.timeout / 4))
             current = self._current
             if current is not None and time.monotonic() - current[1] > self.timeout:
                 print(timeout_line(self.rank, self.size, current[0], self.timeout), file=sys.stderr, flush=True)
