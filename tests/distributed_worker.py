@@ -65,7 +65,7 @@ def scenario_train(dist: DistributedContext, out: str):
     gradient_step(model, dist.data_loader(data, GRAD_BATCH, shuffle=True, seed=SEED), dist)
     arrays.update({f"grad/{name}": p.grad.numpy() for name, p in model.named_parameters()})
     train(model, dist.data_loader(data, STEP_BATCH, shuffle=True, seed=SEED), dist, STEPS)
-    arrays.update(state(model, "trained"))
+    arrays.update(state(model, "trained"), local_rank=dist.local_rank)
     loss, accuracy, confusion = dist.reduce_evaluation(
         evaluate(model, dist.data_loader(data, EVAL_BATCH).batches(0), num_classes=10))
     arrays.update({"eval/loss": loss, "eval/accuracy": accuracy, "eval/confusion": confusion})

@@ -81,6 +81,7 @@ def one_process_model():
 @needs_mpi
 def test_broadcast_gives_every_rank_the_parameters_of_rank_0(two_rank_training):
     rank0, rank1 = two_rank_training
+    assert (rank0["local_rank"], rank1["local_rank"]) == (0, 1)  # both on this machine
     names = [k.split("/", 1)[1] for k in rank0 if k.startswith("before/")]
     assert any(not np.array_equal(rank0[f"before/{n}"], rank1[f"before/{n}"]) for n in names)  # seeded apart
     for n in names:
@@ -197,7 +198,7 @@ def test_describe_differences_names_each_differing_key():
 # --------------------------------------------------------------------------- a lone process
 def test_a_lone_process_is_rank_0_of_1_and_nothing_changes():
     dist = DistributedContext()
-    assert (dist.rank, dist.size, dist.is_main) == (0, 1, True)
+    assert (dist.rank, dist.size, dist.is_main, dist.local_rank) == (0, 1, True, 0)
     model = one_process_model()
     model(engine.randn(4, 1, 28, 28)).sum().backward()
     grads = [p.grad for p in model.parameters()]
@@ -210,6 +211,12 @@ def test_a_lone_process_is_rank_0_of_1_and_nothing_changes():
     dist.check_same_config({"lr": 0.1})
     with pytest.raises(ValueError, match="timeout must be a positive number of seconds, got 0"):
         DistributedContext(timeout=0)
+
+
+def test_a_bad_timeout_variable_is_named(monkeypatch):
+    monkeypatch.setenv("ENGINE_DIST_TIMEOUT", "ten")
+    with pytest.raises(ValueError, match="ENGINE_DIST_TIMEOUT must be a number of seconds, got 'ten'"):
+        DistributedContext()
 
 
 def test_a_lone_process_does_not_import_mpi4py():

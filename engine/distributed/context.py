@@ -17,12 +17,20 @@ from engine.distributed.config_check import ConfigMismatch, config_digest, descr
 from engine.distributed.faults import abort_job, install_excepthook
 from engine.distributed.flat import common_dtype, pack
 from engine.distributed.mpi_collectives import MPICollectives
-from engine.distributed.nccl_collectives import NcclCollectives, local_rank
+from engine.distributed.nccl_collectives import NcclCollectives
 from engine.distributed.sampler import ShardedDataLoader, shard
-from engine.distributed.world import world_comm
+from engine.distributed.world import local_rank, world_comm
 from engine.tensor import Tensor
 
 DEFAULT_TIMEOUT = 300.0  # seconds any collective may wait for the other ranks (ENGINE_DIST_TIMEOUT)
+
+
+def timeout_from_env() -> float:
+    text = os.environ.get("ENGINE_DIST_TIMEOUT", "")
+    try:
+        return float(text) if text.strip() else DEFAULT_TIMEOUT
+    except ValueError:
+        raise ValueError(f"ENGINE_DIST_TIMEOUT must be a number of seconds, got {text!r}") from None
 
 
 def collectives_for(array, mpi, nccl_factory):
@@ -38,7 +46,8 @@ class DistributedContext:
             (default ``$ENGINE_DIST_TIMEOUT`` or 300).
         comm: an mpi4py communicator (default: COMM_WORLD under mpiexec, none for a lone process).
 
-    Attributes: ``rank``, ``size``, ``is_main`` (rank 0: the one that prints and writes files).
+    Attributes: ``rank``, ``size``, ``is_main`` (rank 0: the one that prints and writes files),
+    ``local_rank`` (the rank's index on its machine: the GPU it should use).
 
     Use it as a context manager around training: an exception in any rank aborts the whole job
     (one line on stderr names the rank and the error) instead of leaving the others waiting.
@@ -49,13 +58,12 @@ class DistributedContext:
         self.rank = 0 if self.comm is None else self.comm.Get_rank()
         self.size = 1 if self.comm is None else self.comm.Get_size()
         self.is_main = self.rank == 0
-        if timeout is None:
-            timeout = float(os.environ.get("ENGINE_DIST_TIMEOUT", DEFAULT_TIMEOUT))
         self._mpi = None
-        self.timeout = timeout  # checked before the watchdog starts
+        self.timeout = timeout_from_env() if timeout is None else timeout  # checked before the watchdog starts
         self._mpi = MPICollectives(self.comm, self.timeout) if self.size > 1 else None
         self._nccl = None
-        self._local_rank = None
+        # a collective (ranks of one machine): taken here, where every rank is, not on first use
+        self.local_rank = local_rank(self.comm) if self.size > 1 else 0
         if self.size > 1:
             install_excepthook(self.comm, self.rank, self.size)
 
@@ -88,13 +96,6 @@ class DistributedContext:
         return False  # not reached: MPI_Abort ends the process
 
     # ------------------------------------------------------------------ placement
-    @property
-    def local_rank(self) -> int:
-        """This rank's index on its machine: the GPU it should use (``cuda:local_rank``)."""
-        if self._local_rank is None:
-            self._local_rank = local_rank(self.comm) if self.size > 1 else 0
-        return self._local_rank
-
     def _collectives(self, array):
         return collectives_for(array, self._mpi, self._nccl_collectives)
 

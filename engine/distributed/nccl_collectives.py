@@ -2,11 +2,10 @@
 
 Rank 0 creates NCCL's unique id and MPI broadcasts it; then every rank joins one NCCL communicator
 and gradient buffers are reduced GPU to GPU, never through the host. NCCL calls are queued on the
-current CUDA stream (asynchronous, no timeout of ours: NCCL's own watchdog applies).
+current CUDA stream, so later work on that stream sees the result. They have no timeout: the MPI
+watchdog does not cover them, and a peer that never joins leaves the stream waiting.
 """
 from __future__ import annotations
-
-from engine.distributed.world import INSTALL_HINT
 
 NCCL_HINT = ("NCCL is not usable from CuPy here: install the CUDA build of CuPy with NCCL "
              "(pip install cupy-cuda12x nvidia-nccl-cu12)")
@@ -27,21 +26,6 @@ def current_stream_pointer() -> int:
     import cupy
 
     return cupy.cuda.get_current_stream().ptr
-
-
-def local_rank(mpi_comm) -> int:
-    """This rank's index among the ranks on its machine (which GPU it should use)."""
-    if mpi_comm is None:
-        return 0
-    try:
-        from mpi4py import MPI
-    except ImportError as exc:
-        raise RuntimeError(f"local_rank needs mpi4py: {INSTALL_HINT}") from exc
-    node = mpi_comm.Split_type(MPI.COMM_TYPE_SHARED)
-    try:
-        return node.Get_rank()
-    finally:
-        node.Free()
 
 
 class NcclCollectives:

@@ -36,3 +36,17 @@ def world_comm(environ: Mapping[str, str] = os.environ) -> Optional[object]:
         raise MPIUnavailable(f"engine.distributed: mpiexec started this process but MPI for Python cannot "
                              f"be loaded ({exc}); {INSTALL_HINT}") from None
     return MPI.COMM_WORLD
+
+
+def local_rank(comm) -> int:
+    """This rank's index among the ranks of ``comm`` on its machine (which GPU it should use).
+
+    A collective over ``comm``: every rank must call it.
+    """
+    from mpi4py import MPI
+
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        return node.Get_rank()
+    finally:
+        node.Free()
