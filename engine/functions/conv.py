@@ -4,6 +4,7 @@ from __future__ import annotations
 from engine.autograd import Function
 from engine.autotune import check_algo, run_conv_kernel
 from engine.backend import backend_for, contiguous
+from engine.functions.checks import as_float_tensors, batched
 from kernels.shapes import conv2d_out_hw, pair
 
 
@@ -37,8 +38,6 @@ class Conv2d(Function):
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, algo="auto"):
     """Checked entry point; see ``engine.nn.functional.conv2d`` for the documentation."""
-    from engine.tensor import as_float_tensors, batched
-
     input, weight, bias = as_float_tensors("conv2d", input=input, weight=weight, bias=bias)
     x, restore = batched(input, "conv2d")
     stride, padding, dilation = check_conv_geometry(x.shape, weight.shape, stride, padding, dilation)

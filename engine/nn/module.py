@@ -6,8 +6,9 @@ from typing import Dict, Iterator, Tuple
 
 import numpy as np
 
+from engine import autograd
 from engine.nn.parameter import Parameter
-from engine.tensor import Tensor, _to_module
+from engine.tensor import Tensor
 
 
 class Module:
@@ -112,11 +113,11 @@ class Module:
                 if set_to_none:
                     p.grad = None
                 else:
-                    p.grad._data[...] = 0
+                    p.grad.zero_()
 
     def requires_grad_(self, requires_grad: bool = True) -> "Module":
         for p in self.parameters():
-            p.requires_grad = requires_grad
+            p.requires_grad_(requires_grad)
         return self
 
     # ---------------------------------------------------------------- devices and dtypes
@@ -124,7 +125,7 @@ class Module:
         """Move (or cast) every parameter in place: ``to('cuda')``, ``to(engine.float64)``."""
         for p in self.parameters():
             moved = p.detach().to(*args, **kwargs)
-            p._data = moved._data
+            p.data = moved
             if p.grad is not None:
                 p.grad = p.grad.to(*args, **kwargs)
         return self
@@ -156,12 +157,13 @@ class Module:
         for name, value in state_dict.items():
             if name not in own:
                 continue
-            array = value._data if isinstance(value, Tensor) else np.asarray(value)
+            value = value if isinstance(value, Tensor) else np.asarray(value)
             param = own[name]
-            if tuple(array.shape) != tuple(param.shape):
+            if tuple(value.shape) != tuple(param.shape):
                 raise ValueError(f"load_state_dict: parameter '{name}' has shape {tuple(param.shape)}, "
-                                 f"the state dict has shape {tuple(array.shape)}")
-            param._data[...] = _to_module(array, param._data).astype(param.dtype, copy=False)
+                                 f"the state dict has shape {tuple(value.shape)}")
+            with autograd.no_grad():
+                param.copy_(value.to(param.device) if isinstance(value, Tensor) else value)
         return missing, unexpected
 
     # ---------------------------------------------------------------- printing
