@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence, Tuple
 
-from engine.device import array_module
+from engine.backend import backend_for
 
 
 def flat_layout(shapes: Sequence[Tuple[int, ...]]) -> List[Tuple[int, int]]:
@@ -22,7 +22,7 @@ def pack(arrays: Sequence[Optional[object]], shapes, like, extra: int = 0):
     """A contiguous 1-D array of every array of ``arrays`` raveled end to end (None: zeros of its
     shape), then ``extra`` more slots, on the device and with the dtype of ``like``."""
     bounds = flat_layout(shapes)
-    xp = array_module(like)
+    xp = backend_for(like).xp  # numpy, or cupy for a GPU array
     flat = xp.zeros(bounds[-1][1] + extra if bounds else extra, dtype=like.dtype)
     for array, (lo, hi) in zip(arrays, bounds):
         if array is not None:
