@@ -3,7 +3,8 @@
 Scenarios: ``train`` (broadcast, one step's averaged gradients, then many SGD steps; each rank saves
 its arrays to OUT/rank<r>.npz), ``raise`` (rank 1 raises at step 3), ``stall`` (rank 1 stops
 responding at step 3), ``die`` (rank 1 exits at step 3 without a word), ``sigint`` (wait for
-Ctrl-C) and ``config`` (the ranks pass different configurations).
+Ctrl-C), ``cuda`` (a model on cuda, with the CUDA emulator as cupy) and ``config`` (the ranks pass
+different configurations).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 
 import engine
 from engine import nn
-from engine.distributed import ConfigMismatch, DistributedContext
+from engine.distributed import ConfigMismatch, DistributedContext, shard
 from engine.training.loop import evaluate
 from engine.training.model import build_lenet
 
@@ -72,6 +73,41 @@ def scenario_train(dist: DistributedContext, out: str):
     np.savez(f"{out}/rank{dist.rank}.npz", **arrays)
 
 
+class HostCollectives:
+    """Stands in for NCCL on the CUDA emulator, whose "device" arrays are host memory: reduces them over MPI."""
+
+    def __init__(self, comm):
+        from mpi4py import MPI
+
+        self.comm, self.mpi, self.calls = comm, MPI, []
+
+    def allreduce_sum_(self, array, what):
+        self.calls.append((what, type(array).__module__))
+        self.comm.Allreduce(self.mpi.IN_PLACE, array.view(np.ndarray), op=self.mpi.SUM)
+
+    def broadcast_(self, array, root, what):
+        self.calls.append((what, type(array).__module__))
+        self.comm.Bcast(array.view(np.ndarray), root=root)
+
+
+def linear_inputs():
+    return np.random.default_rng(1).standard_normal((8, 10)).astype(np.float32)
+
+
+def scenario_cuda(dist: DistributedContext, out: str):
+    """With ``import cupy`` the CUDA emulator: a model on cuda goes through the GPU collectives."""
+    dist._nccl = HostCollectives(dist.comm)  # what _nccl_collectives() would create on a GPU machine
+    engine.manual_seed(SEED + dist.rank)
+    model = nn.Linear(10, 3).to("cuda")
+    dist.broadcast_module(model)
+    X = engine.from_numpy(shard(linear_inputs(), dist.rank, dist.size)).to("cuda")
+    (model(X) ** 2).mean().backward()
+    dist.average_gradients(model, samples=len(X))
+    arrays = {f"grad/{name}": p.grad.cpu().numpy() for name, p in model.named_parameters()}
+    arrays.update({f"device/{name}": str(p.grad.device) for name, p in model.named_parameters()})
+    np.savez(f"{out}/rank{dist.rank}.npz", calls=np.array(dist._nccl.calls), **arrays)
+
+
 def small_steps(dist: DistributedContext, fail_at: int, failure, timeout: float = 30.0):
     model = nn.Linear(10, 2)
     dist.broadcast_module(model)  # under the start's timeout: ranks may start seconds apart on a busy machine
@@ -124,6 +160,8 @@ def main(scenario: str, out: str):
             small_steps(dist, 3, lambda: os._exit(3))
         elif scenario == "stall":
             small_steps(dist, 3, lambda: time.sleep(120), timeout=2.0)
+        elif scenario == "cuda":
+            scenario_cuda(dist, out)
         elif scenario == "sigint":
             stop_together_on_ctrl_c(dist)
         elif scenario == "config":

@@ -48,16 +48,16 @@ needs_mpi = pytest.mark.skipif(MPIEXEC is None or _mpi4py_missing(),
                                reason="needs mpiexec and mpi4py (bash scripts/install_mpi.sh installs them)")
 
 
-def worker_command(scenario: str, out: Path):
+def worker_command(scenario: str, out: Path, pythonpath=(ROOT,)):
     """``mpiexec -n 2`` on the worker, and its environment (one thread per rank)."""
-    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARIABLES}
-    env.update(PYTHONPATH=str(ROOT), NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARIABLES + ("ENGINE_BACKEND",)}
+    env.update(PYTHONPATH=os.pathsep.join(map(str, pythonpath)), NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
     return [MPIEXEC, "-n", "2", sys.executable, str(TESTS / "distributed_worker.py"), scenario, str(out)], env
 
 
-def run_ranks(scenario: str, out: Path, timeout: float = 60.0):
+def run_ranks(scenario: str, out: Path, timeout: float = 60.0, pythonpath=(ROOT,)):
     """Run the worker on 2 ranks; returns (completed process, seconds it took)."""
-    command, env = worker_command(scenario, out)
+    command, env = worker_command(scenario, out, pythonpath)
     started = time.monotonic()
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
     return result, time.monotonic() - started
@@ -128,6 +128,23 @@ def test_evaluation_on_two_shards_gives_the_metrics_of_one_process(two_rank_trai
         np.testing.assert_array_equal(arrays["eval/confusion"], confusion)
         assert arrays["eval/accuracy"] == accuracy
         np.testing.assert_allclose(arrays["eval/loss"], loss, rtol=1e-6)
+
+
+@needs_mpi
+def test_gpu_arrays_take_the_gpu_collectives_and_give_the_full_batch_gradients(tmp_path):
+    # the CUDA emulator is cupy in the ranks; NCCL's stand-in reduces its (host-memory) arrays over MPI
+    result, _ = run_ranks("cuda", tmp_path, pythonpath=(TESTS / "cuda_emulator", ROOT))
+    assert result.returncode == 0, result.stderr[-3000:]
+    engine.manual_seed(worker.SEED)
+    model = engine.nn.Linear(10, 3)
+    (model(engine.from_numpy(worker.linear_inputs())) ** 2).mean().backward()
+    for rank in (0, 1):
+        arrays = np.load(tmp_path / f"rank{rank}.npz")
+        assert arrays["calls"].tolist() == [["the parameter broadcast", "cupy"], ["the gradient allreduce", "cupy"]]
+        for name, p in model.named_parameters():
+            assert str(arrays[f"device/{name}"]) == "cuda:0"
+            np.testing.assert_allclose(arrays[f"grad/{name}"], p.grad.numpy(), rtol=1e-5, atol=1e-7,
+                                       err_msg=f"rank {rank}: {name}")
 
 
 # --------------------------------------------------------------------------- faults
