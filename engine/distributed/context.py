@@ -11,6 +11,7 @@ from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 
+from engine.autograd import no_grad
 from engine.data import DataLoader
 from engine.device import array_device
 from engine.distributed.config_check import ConfigMismatch, config_digest, describe_differences
@@ -118,8 +119,9 @@ class DistributedContext:
         flat, bounds = pack(arrays, [a.shape for a in arrays], like=arrays[0])
         self._collectives(flat).broadcast_(flat, root, "the parameter broadcast")
         if self.rank != root:
-            for p, (lo, hi) in zip(params, bounds):
-                p._data[...] = flat[lo:hi].reshape(p._data.shape)
+            with no_grad():  # an in-place copy the graph need not record (it bumps the versions)
+                for p, (lo, hi) in zip(params, bounds):
+                    p.copy_(flat[lo:hi].reshape(p.shape))
 
     def average_gradients(self, model, samples: Optional[int] = None) -> None:
         """Replace every parameter's gradient with its average over the ranks (one flat allreduce).
