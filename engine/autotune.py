@@ -4,6 +4,10 @@ With ``algo='auto'`` the first call of a kernel at a new (backend, shapes, dtype
 every algorithm (a warm-up call, then ``TIMED_RUNS`` timed ones whose minimum counts, so one run
 slowed by a busy machine does not decide), keeps the fastest for the rest of the process (like
 cuDNN's benchmark mode) and returns its result.
+
+The candidates are ``ALGOS``; backward-input at stride 1 also has ``'flipped'`` (the direct
+forward convolution of gy with the flipped kernel: whole rows at a time, plus a zero border), which
+only ``'auto'`` picks: a forced ``'direct'`` always means the kernels' own direct algorithm.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import time
 from typing import Dict, Tuple
 
 ALGOS = ("im2col", "direct")
+FLIPPED = "flipped"
 TIMED_RUNS = 3
 CHOICES = ALGOS + ("auto",)
 
@@ -47,26 +52,35 @@ def _signature(args) -> Tuple:
     return tuple((a.shape, str(a.dtype)) if hasattr(a, "shape") else a for a in args)
 
 
-def run_conv_kernel(backend, kernel: str, algo: str, *args):
-    """``backend.<kernel>(*args, algo)`` with ``algo`` resolved as described in the module docstring."""
+def candidates(kernel: str, stride) -> Tuple[str, ...]:
+    """The algorithms ``'auto'`` times for ``kernel`` at this stride."""
+    if kernel == "conv2d_backward_input" and tuple(stride) == (1, 1):
+        return ALGOS + (FLIPPED,)
+    return ALGOS
+
+
+def run_conv_kernel(backend, kernel: str, algo: str, *args, **saved):
+    """``backend.<kernel>(*args, algo, **saved)`` with ``algo`` resolved as described in the module
+    docstring; ``saved`` is the backward kernels' ``saved=`` (what earlier kernels returned)."""
     fn = getattr(backend, kernel)
     if algo == "auto":
         algo = _global_algo
     if algo != "auto":
-        return fn(*args, algo)
+        return fn(*args, algo, **saved)
     key = (backend.NAME, kernel) + _signature(args)
     choice = _choices.get(key)
     if choice is not None:
-        return fn(*args, choice)
+        return fn(*args, choice, **saved)
     sync = getattr(backend, "synchronize", lambda: None)
     best = None
-    for candidate in ALGOS:
-        fn(*args, candidate)  # warm-up: JIT compilation, caches
+    stride = args[3]  # every conv kernel's arguments: three arrays or shapes, then stride
+    for candidate in candidates(kernel, stride):
+        fn(*args, candidate, **saved)  # warm-up: JIT compilation
         sync()
         elapsed = float("inf")
         for _ in range(TIMED_RUNS):
             start = time.perf_counter()
-            out = fn(*args, candidate)
+            out = fn(*args, candidate, **saved)
             sync()
             elapsed = min(elapsed, time.perf_counter() - start)
         if best is None or elapsed < best[0]:

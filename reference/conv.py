@@ -8,6 +8,9 @@ Two algorithms, chosen by ``algo``:
   the (O, C*KH*KW) weight; ``col2im`` folds the gradient back. The batch is processed in chunks
   so that one chunk's unfolded matrix fits ``kernels.workspace``'s budget.
 
+Backward-input also takes ``algo='flipped'`` (stride 1: see ``kernels.conv_flipped``). The forward
+returns the padded x with y; backward-weight reuses it when passed as ``saved``.
+
 Geometry arguments (stride, padding, dilation, input_hw, kernel_hw) are (h, w) int pairs.
 """
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from kernels import workspace
+from kernels.conv_flipped import backward_input_flipped
 from kernels.shapes import conv2d_out_hw
 
 Pair = tuple[int, int]
@@ -51,23 +55,33 @@ def pad_for_windows(x: np.ndarray, padding: Pair, kernel_hw: Pair, out_hw: Pair,
 
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair,
-                   padding: Pair, dilation: Pair, algo: str) -> np.ndarray:
-    """x (N, C, H, W), w (O, C, KH, KW), b (O,) or None -> y (N, O, OH, OW)."""
+                   padding: Pair, dilation: Pair, algo: str) -> tuple:
+    """x (N, C, H, W), w (O, C, KH, KW), b (O,) or None -> (y (N, O, OH, OW), saved): saved is
+    the padded x, which backward-weight reuses."""
     kernel_hw = w.shape[2:]
     out_hw = conv2d_out_hw(x.shape[2:], kernel_hw, stride, padding, dilation)
     xp = pad_for_windows(x, padding, kernel_hw, out_hw, stride, dilation)
     if algo == "direct":
         y = _direct_forward(xp, w, out_hw, stride, dilation)
-    else:
+    elif algo == "im2col":
         y = _im2col_forward(xp, w, out_hw, stride, dilation)
+    else:
+        raise ValueError(f"algo must be one of ('im2col', 'direct'), got {algo!r}")
     if b is not None:
         y += b[None, :, None, None]
-    return y
+    return y, xp
 
 
 def conv2d_backward_input(gy: np.ndarray, w: np.ndarray, input_hw: Pair, stride: Pair,
-                          padding: Pair, dilation: Pair, algo: str) -> np.ndarray:
-    """gy (N, O, OH, OW), w (O, C, KH, KW) -> gx (N, C, H, W)."""
+                          padding: Pair, dilation: Pair, algo: str, saved=None) -> tuple:
+    """gy (N, O, OH, OW), w (O, C, KH, KW) -> (gx (N, C, H, W), saved unchanged)."""
+    if algo == "flipped":
+        def forward(g, flipped, full):
+            return conv2d_forward(g, flipped, None, (1, 1), full, dilation, "direct")[0]
+
+        return backward_input_flipped(forward, gy, w, stride, padding, dilation), saved
+    if algo not in ("im2col", "direct"):
+        raise ValueError(f"algo must be one of ('im2col', 'direct', 'flipped'), got {algo!r}")
     n, c = gy.shape[0], w.shape[1]
     (h, wd), (ph, pw) = input_hw, padding
     kernel_hw, out_hw = w.shape[2:], gy.shape[2:]
@@ -78,17 +92,19 @@ def conv2d_backward_input(gy: np.ndarray, w: np.ndarray, input_hw: Pair, stride:
         _direct_backward_input(gy, w, gxp, stride, dilation)
     else:
         _im2col_backward_input(gy, w, gxp, stride, dilation)
-    return np.ascontiguousarray(gxp[:, :, ph:ph + h, pw:pw + wd])
+    return np.ascontiguousarray(gxp[:, :, ph:ph + h, pw:pw + wd]), saved
 
 
 def conv2d_backward_weight(gy: np.ndarray, x: np.ndarray, kernel_hw: Pair, stride: Pair,
-                           padding: Pair, dilation: Pair, algo: str) -> np.ndarray:
-    """gy (N, O, OH, OW), x (N, C, H, W) -> gw (O, C, KH, KW)."""
+                           padding: Pair, dilation: Pair, algo: str, saved=None) -> np.ndarray:
+    """gy (N, O, OH, OW), x (N, C, H, W), saved (forward's padded x) or None -> gw (O, C, KH, KW)."""
     out_hw = gy.shape[2:]
-    xp = pad_for_windows(x, padding, kernel_hw, out_hw, stride, dilation)
+    xp = pad_for_windows(x, padding, kernel_hw, out_hw, stride, dilation) if saved is None else saved
     if algo == "direct":
         return _direct_backward_weight(gy, xp, kernel_hw, stride, dilation)
-    return _im2col_backward_weight(gy, xp, kernel_hw, stride, dilation)
+    if algo == "im2col":
+        return _im2col_backward_weight(gy, xp, kernel_hw, stride, dilation)
+    raise ValueError(f"algo must be one of ('im2col', 'direct'), got {algo!r}")
 
 
 # --- direct: one tensordot per kernel offset ------------------------------------------------
