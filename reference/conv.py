@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels import workspace
+from kernels import im2col_driver
 from kernels.conv_flipped import backward_input_flipped
 from kernels.shapes import conv2d_out_hw
 
@@ -139,17 +139,17 @@ def _direct_backward_weight(gy, xp, kernel_hw, stride, dilation):
     return gw
 
 
-# --- im2col / col2im + matmul, batch processed in workspace-sized chunks ----------------------
+# --- im2col / col2im + matmul, batch processed in workspace-sized chunks (kernels.im2col_driver) ---
 
-def im2col(xp: np.ndarray, kernel_hw: Pair, out_hw: Pair, stride: Pair, dilation: Pair) -> np.ndarray:
-    """Padded xp (n, C, Hp, Wp) -> cols (C*KH*KW, n*OH*OW), rows ordered like w.reshape(O, -1)."""
+def im2col(xp: np.ndarray, kernel_hw: Pair, out_hw: Pair, stride: Pair, dilation: Pair,
+           cols: np.ndarray) -> None:
+    """Fill cols (C*KH*KW, n*OH*OW), rows ordered like w.reshape(O, -1), from the padded xp (n, C, Hp, Wp)."""
     n, c = xp.shape[:2]
     kh, kw = kernel_hw
-    cols = np.empty((c, kh, kw, n) + tuple(out_hw), xp.dtype)
+    cols = cols.reshape((c, kh, kw, n) + tuple(out_hw))  # a view: cols is C-contiguous
     for i in range(kh):
         for j in range(kw):
             cols[:, i, j] = xp[offset_window(i, j, out_hw, stride, dilation)].transpose(1, 0, 2, 3)
-    return cols.reshape(c * kh * kw, -1)
 
 
 def col2im(cols: np.ndarray, gxp: np.ndarray, kernel_hw: Pair, out_hw: Pair, stride: Pair,
@@ -163,40 +163,22 @@ def col2im(cols: np.ndarray, gxp: np.ndarray, kernel_hw: Pair, out_hw: Pair, str
             gxp[offset_window(i, j, out_hw, stride, dilation)] += cols[:, i, j].transpose(1, 0, 2, 3)
 
 
-def _chunks(n: int, c: int, kernel_hw: Pair, out_hw: Pair, itemsize: int):
-    """Batch slices whose unfolded (C*KH*KW, chunk*OH*OW) matrix fits the workspace budget."""
-    per_sample = c * kernel_hw[0] * kernel_hw[1] * out_hw[0] * out_hw[1] * itemsize
-    step = workspace.batch_chunk(n, per_sample)
-    return [slice(start, start + step) for start in range(0, n, step)]
-
-
 def _im2col_forward(xp, w, out_hw, stride, dilation):
-    n, c = xp.shape[:2]
-    o, kernel_hw = w.shape[0], w.shape[2:]
-    w_mat = w.reshape(o, -1)
-    y = np.empty((n, o) + tuple(out_hw), xp.dtype)
-    for chunk in _chunks(n, c, kernel_hw, out_hw, xp.itemsize):
-        cols = im2col(xp[chunk], kernel_hw, out_hw, stride, dilation)
-        y_chunk = (w_mat @ cols).reshape((o, -1) + tuple(out_hw))  # (O, n, OH, OW)
-        y[chunk] = y_chunk.transpose(1, 0, 2, 3)
-    return y
+    def unfold(n0, n1, cols):
+        im2col(xp[n0:n1], w.shape[2:], out_hw, stride, dilation, cols)
+
+    return im2col_driver.forward(np, unfold, xp.shape[0], w, None, out_hw)[0]
 
 
 def _im2col_backward_input(gy, w, gxp, stride, dilation):
-    n, o = gy.shape[:2]
-    c, kernel_hw, out_hw = w.shape[1], w.shape[2:], gy.shape[2:]
-    w_mat_t = w.reshape(o, -1).T  # (C*KH*KW, O)
-    for chunk in _chunks(n, c, kernel_hw, out_hw, gy.itemsize):
-        gy_mat = gy[chunk].transpose(1, 0, 2, 3).reshape(o, -1)  # (O, n*OH*OW)
-        col2im(w_mat_t @ gy_mat, gxp[chunk], kernel_hw, out_hw, stride, dilation)
+    def fold(cols, n0, n1):
+        col2im(cols, gxp[n0:n1], w.shape[2:], gy.shape[2:], stride, dilation)
+
+    im2col_driver.backward_input(np, fold, gy, w)
 
 
 def _im2col_backward_weight(gy, xp, kernel_hw, stride, dilation):
-    n, o = gy.shape[:2]
-    c, out_hw = xp.shape[1], gy.shape[2:]
-    gw_mat = np.zeros((o, c * kernel_hw[0] * kernel_hw[1]), gy.dtype)
-    for chunk in _chunks(n, c, kernel_hw, out_hw, gy.itemsize):
-        cols = im2col(xp[chunk], kernel_hw, out_hw, stride, dilation)
-        gy_mat = gy[chunk].transpose(1, 0, 2, 3).reshape(o, -1)
-        gw_mat += gy_mat @ cols.T
-    return gw_mat.reshape((o, c) + tuple(kernel_hw))
+    def unfold(n0, n1, cols):
+        im2col(xp[n0:n1], kernel_hw, gy.shape[2:], stride, dilation, cols)
+
+    return im2col_driver.backward_weight(np, unfold, gy, xp.shape[1], kernel_hw)[0]
