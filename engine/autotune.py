@@ -59,28 +59,28 @@ def candidates(kernel: str, stride) -> Tuple[str, ...]:
     return ALGOS
 
 
-def run_conv_kernel(backend, kernel: str, algo: str, *args, **saved):
-    """``backend.<kernel>(*args, algo, **saved)`` with ``algo`` resolved as described in the module
-    docstring; ``saved`` is the backward kernels' ``saved=`` (what earlier kernels returned)."""
+def run_conv_kernel(backend, kernel: str, algo: str, *args, **keywords):
+    """``backend.<kernel>(*args, algo, **keywords)`` with ``algo`` resolved as described in the module
+    docstring; ``keywords``: the backward kernels' ``saved=`` (what earlier kernels returned)."""
     fn = getattr(backend, kernel)
     if algo == "auto":
         algo = _global_algo
     if algo != "auto":
-        return fn(*args, algo, **saved)
+        return fn(*args, algo, **keywords)
     key = (backend.NAME, kernel) + _signature(args)
     choice = _choices.get(key)
     if choice is not None:
-        return fn(*args, choice, **saved)
+        return fn(*args, choice, **keywords)
     sync = getattr(backend, "synchronize", lambda: None)
     best = None
     stride = args[3]  # every conv kernel's arguments: three arrays or shapes, then stride
     for candidate in candidates(kernel, stride):
-        fn(*args, candidate, **saved)  # warm-up: JIT compilation
+        fn(*args, candidate, **keywords)  # warm-up: JIT compilation
         sync()
         elapsed = float("inf")
         for _ in range(TIMED_RUNS):
             start = time.perf_counter()
-            out = fn(*args, candidate, **saved)
+            out = fn(*args, candidate, **keywords)
             sync()
             elapsed = min(elapsed, time.perf_counter() - start)
         if best is None or elapsed < best[0]:

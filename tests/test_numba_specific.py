@@ -143,3 +143,43 @@ def test_im2col_workspace_peak_stays_within_the_budget(be, dtype):
     assert 2 * per_sample <= peak <= 2 * per_sample + 2 * 4 * 40 * np.dtype(dtype).itemsize, peak
     for got, expected, what in zip(chunked, (ty, tgx, tgw), ("forward", "grad input", "grad weight")):
         assert_close(be, got, expected, dtype, what=what)
+
+
+def test_conv2d_function_hands_the_forward_layouts_to_backward_weight(monkeypatch):
+    """F.conv2d on the numba backend: backward-weight gets the very copy of x its forward made,
+    and backward-input's copy of gy; the gradients equal torch's."""
+    import torch
+
+    import engine
+    from engine import backend as engine_backend
+
+    module = engine_backend.load("numba")
+    forward, backward_weight = module.conv2d_forward, module.conv2d_backward_weight
+    made, received = [], []
+
+    def recording_forward(*args):
+        y, saved = forward(*args)
+        made.append(saved)
+        return y, saved
+
+    def recording_backward_weight(*args, saved=None):
+        received.append(saved)
+        return backward_weight(*args, saved=saved)
+
+    monkeypatch.setattr(module, "conv2d_forward", recording_forward)
+    monkeypatch.setattr(module, "conv2d_backward_weight", recording_backward_weight)
+    previous = engine_backend.get_backend()
+    engine.set_backend("numba")
+    try:
+        rng = np.random.default_rng(5)
+        x_np, w_np = rng.standard_normal((3, 2, 7, 6)), rng.standard_normal((4, 2, 3, 3))
+        x, w = engine.tensor(x_np, requires_grad=True), engine.tensor(w_np, requires_grad=True)
+        engine.nn.functional.conv2d(x, w, padding=1, algo="direct").sum().backward()
+    finally:
+        engine.set_backend(previous)
+    tx, tw = torch.tensor(x_np, requires_grad=True), torch.tensor(w_np, requires_grad=True)
+    torch.nn.functional.conv2d(tx, tw, padding=1).sum().backward()
+    assert len(made) == len(received) == 1
+    assert received[0].x is made[0].x and received[0].gy is not None
+    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-10)
