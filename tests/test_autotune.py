@@ -105,6 +105,18 @@ def test_auto_also_times_flipped_for_the_input_gradient_at_stride_one(fresh_choi
     assert all(saved == "layouts" for _, saved in calls)  # every candidate gets what forward saved
     if stride == (1, 1):
         assert list(autotune.chosen_algos().values()) == ["flipped"]  # the fast one
-    calls.clear()
-    autotune.run_conv_kernel(backend, "conv2d_backward_input", "direct", *args, saved=None)
-    assert calls == [("direct", None)]  # a forced 'direct' is the kernels' own direct algorithm
+
+
+@pytest.mark.parametrize("n,input_hw,out_hw,stride,expected", [
+    (256, (14, 14), (10, 10), (1, 1), "direct"),  # LeNet's conv2: gathering wastes less
+    (256, (28, 28), (28, 28), (1, 1), "flipped"),  # LeNet's conv1: no border to waste
+    (64, (14, 14), (10, 10), (1, 1), "flipped"),  # a small batch: short gathers
+    (64, (28, 28), (28, 28), (2, 2), "direct"),  # flipped needs stride 1
+])
+def test_forced_direct_picks_the_input_gradient_algorithm_by_shape(fresh_choices, n, input_hw, out_hw, stride,
+                                                                   expected):
+    backend, calls = recording_backward_input()
+    gy = np.zeros((n, 1) + out_hw)
+    autotune.run_conv_kernel(backend, "conv2d_backward_input", "direct", gy, gy, input_hw, stride, (0, 0), (1, 1),
+                             saved="layouts")
+    assert calls == [(expected, "layouts")] and autotune.chosen_algos() == {}

@@ -174,11 +174,12 @@ def test_conv2d_function_hands_the_forward_layouts_to_backward_weight(monkeypatc
         rng = np.random.default_rng(5)
         x_np, w_np = rng.standard_normal((3, 2, 7, 6)), rng.standard_normal((4, 2, 3, 3))
         x, w = engine.tensor(x_np, requires_grad=True), engine.tensor(w_np, requires_grad=True)
-        engine.nn.functional.conv2d(x, w, padding=1, algo="direct").sum().backward()
+        # stride 2: backward-input gathers (and lays gy out for backward-weight)
+        engine.nn.functional.conv2d(x, w, stride=2, padding=1, algo="direct").sum().backward()
     finally:
         engine.set_backend(previous)
     tx, tw = torch.tensor(x_np, requires_grad=True), torch.tensor(w_np, requires_grad=True)
-    torch.nn.functional.conv2d(tx, tw, padding=1).sum().backward()
+    torch.nn.functional.conv2d(tx, tw, stride=2, padding=1).sum().backward()
     assert len(made) == len(received) == 1
     assert received[0].x is made[0].x and received[0].gy is not None
     np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-10, atol=1e-10)
