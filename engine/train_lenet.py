@@ -388,10 +388,12 @@ def set_up_machine(args: argparse.Namespace, config: Dict[str, Any]):
 def build_model(config: Dict[str, Any], device):
     """The model (its initial weights fixed by the seed) on ``device``, and its optimizer."""
     import engine
-    from engine.training.model import build_lenet
+    from engine.data import CLASSES
+    from engine.models import lenet
 
     engine.manual_seed(config["seed"])
-    model = build_lenet(config["activation"], config["pool"], config["conv_algo"]).to(device)
+    model = lenet(len(CLASSES), activation=config["activation"], pool=config["pool"],
+                  conv_algo=config["conv_algo"]).to(device)
     return model, make_optimizer(config["optimizer"], model.parameters(), config["lr"])
 
 

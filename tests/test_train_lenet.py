@@ -21,9 +21,9 @@ import pytest
 import engine
 from engine import nn
 from engine.data import fashion_mnist as fm
+from engine.models import lenet
 from engine.train_lenet import build_parser, main, resolve_config
 from engine.training.checkpoint import read_checkpoint
-from engine.training.model import build_lenet
 from engine.training.progress import Reporter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,7 +163,7 @@ def test_no_flags_is_the_seeds_configuration_for_10_epochs():
 
 def test_model_is_the_seeds_lenet_with_xavier_uniform_weights():
     engine.manual_seed(0)
-    model = build_lenet()
+    model = lenet()
     kinds = [type(m).__name__ for m in (model[i] for i in range(12))]
     assert kinds == ["Conv2d", "Sigmoid", "AvgPool2d", "Conv2d", "Sigmoid", "AvgPool2d", "Flatten",
                      "Linear", "Sigmoid", "Linear", "Sigmoid", "Linear"]
@@ -176,8 +176,20 @@ def test_model_is_the_seeds_lenet_with_xavier_uniform_weights():
         bound = np.sqrt(6 / (fan_in + fan_out))
         assert np.abs(w).max() <= bound and np.abs(w).max() > 0.9 * bound, name
         assert abs(w.std() - bound / np.sqrt(3)) < 0.15 * bound / np.sqrt(3), name
-    relu_max = build_lenet("relu", "max")
+    relu_max = lenet(activation="relu", pool="max")
     assert isinstance(relu_max[1], nn.ReLU) and isinstance(relu_max[2], nn.MaxPool2d)
+
+
+def test_lenet_factory_takes_the_number_of_classes_and_names_a_bad_argument():
+    model = lenet(num_classes=3, conv_algo="direct")
+    assert model(engine.zeros(2, 1, 28, 28)).shape == (2, 3)
+    assert model[0].algo == "direct" and model[3].algo == "direct"
+    for kwargs, message in [({"num_classes": 0}, "num_classes must be a positive int, got 0"),
+                            ({"activation": "tanh"}, "activation must be one of sigmoid, relu, got 'tanh'"),
+                            ({"pool": "min"}, "pool must be one of avg, max, got 'min'"),
+                            ({"conv_algo": "fft"}, "conv_algo must be one of auto, im2col, direct, got 'fft'")]:
+        with pytest.raises(ValueError, match=message):
+            lenet(**kwargs)
 
 
 # ------------------------------------------------------------------ a run and its outputs
@@ -344,7 +356,7 @@ def test_checkpoint_restores_optimizer_state(tmp_path, optimizer):
         opt.step()
 
     engine.manual_seed(1)
-    model = build_lenet()
+    model = lenet()
     opt = make_optimizer(optimizer, model.parameters(), DEFAULT_LR[optimizer])
     step(model, opt)
     step(model, opt)
@@ -353,7 +365,7 @@ def test_checkpoint_restores_optimizer_state(tmp_path, optimizer):
     assert len(state) == 10 and all(state.values()), "the optimizer's state was not saved"
 
     engine.manual_seed(2)
-    restored = build_lenet()
+    restored = lenet()
     restored_opt = make_optimizer(optimizer, restored.parameters(), 123.0)
     assert load_checkpoint(tmp_path / "c.npz", restored, restored_opt)["note"] == "test"
     assert restored_opt.param_groups[0]["lr"] == DEFAULT_LR[optimizer]
@@ -503,7 +515,7 @@ def test_save_checkpoint_refuses_a_non_finite_state(tmp_path):
     from engine.train_lenet import make_optimizer
     from engine.training.checkpoint import NonFiniteState, save_checkpoint
 
-    model = build_lenet()
+    model = lenet()
     optimizer = make_optimizer("sgd", model.parameters(), 0.1)
     path = tmp_path / "c.npz"
     save_checkpoint(path, model, optimizer, {})
