@@ -27,7 +27,9 @@ BATCH_SIZE = 256
 DEFAULT_LR = {"sgd": 0.9, "momentum": 0.09, "adam": 0.001}
 MOMENTUM = 0.9
 EVAL_BATCH = 1000  # evaluation only: bigger batches, fewer Python round trips, same results
-GPU_SYNC_EVERY = 50  # on a GPU the host reads the running loss every this many steps
+# On a GPU the loop reads the running loss to the host (to print it and to catch a divergence) every this many
+# steps, not every step. It is not the step's only host read: F.cross_entropy reads the target's min and max.
+LOSS_READ_EVERY_ON_GPU = 50
 # Settings a resumed run must keep (they define the model, the data or the batch order).
 FIXED_ON_RESUME = ("batch_size", "optimizer", "activation", "pool", "seed", "limit_train", "limit_test")
 
@@ -338,7 +340,7 @@ def run(args: argparse.Namespace) -> int:
                       lambda: data.test_eval.batches(0), num_classes=len(data.train_set.classes),
                       reporter=reporter, checkpoint_path=checkpoint,
                       meta={"config": config, "run_dir": str(run_dir.resolve())},
-                      sync_every=1 if device.type == "cpu" else GPU_SYNC_EVERY,
+                      loss_read_every=1 if device.type == "cpu" else LOSS_READ_EVERY_ON_GPU,
                       on_epoch_end=lambda row: log.log_epoch(row, trainer.history))
     if saved_meta is not None:
         trainer.restore(saved_meta)

@@ -822,3 +822,44 @@ def test_stale_temporaries_of_a_killed_save_are_removed(one_epoch, tmp_path):
     code, out, err = run_cli(tmp_path, "--resume", str(run_dir / "checkpoint.npz"), "--epochs", "2", "--quiet")
     assert code == 0, err
     assert not any(p.exists() for p in stale) and keep.exists()
+
+
+# ------------------------------------------------------------------ issue 8 item 8: how often the loop reads the loss
+def toy_trainer(loss_read_every: int, lr: float = 0.1):
+    from engine.data import DataLoader
+    from engine.train_lenet import make_optimizer
+    from engine.training.loop import Trainer
+
+    rng = np.random.default_rng(0)
+    data = (rng.random((40, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 40))
+    engine.manual_seed(0)
+    model = lenet()
+    loader = DataLoader(data, 8, shuffle=True, seed=0)  # 5 steps
+    evaluation = DataLoader(data, 40)
+    return Trainer(model, make_optimizer("sgd", model.parameters(), lr), loader, lambda: evaluation.batches(0),
+                   lambda: evaluation.batches(0), num_classes=10, reporter=Reporter(1, 5, quiet=True),
+                   checkpoint_path=None, meta={}, loss_read_every=loss_read_every)
+
+
+def test_the_loop_reads_the_running_loss_every_loss_read_every_steps(monkeypatch):
+    reads = []
+    item = engine.Tensor.item
+
+    def counted(self):
+        reads.append(self.shape)
+        return item(self)
+
+    monkeypatch.setattr(engine.Tensor, "item", counted)
+    toy_trainer(loss_read_every=3).run(1)
+    assert len(reads) == 2 + 2  # after steps 3 and 5 (the epoch's last), then one per evaluation pass
+    reads.clear()
+    toy_trainer(loss_read_every=1).run(1)
+    assert len(reads) == 5 + 2
+
+
+def test_a_divergence_between_two_reads_names_the_window():
+    from engine.training.loop import Diverged
+
+    with pytest.raises(Diverged, match=r"the training loss became (nan|inf) at epoch 1, a step up to [35]"):
+        with np.errstate(all="ignore"):
+            toy_trainer(loss_read_every=3, lr=1e38).run(1)

@@ -98,14 +98,15 @@ def evaluate(model, batches, num_classes: int, stop: Optional[StopFlag] = None):
 class Trainer:
     """Runs epochs of training on ``train_loader`` with per-epoch evaluation.
 
-    ``history`` holds one metrics row per completed epoch (``runlog.COLUMNS``); ``on_epoch_end(row)`` is called after
-    each epoch's checkpoint is written. ``sync_every``: how often (in steps) the host reads the
-    running loss from the device (1 on CPU, where reading is free; more on a GPU).
+    ``history`` holds one metrics row per completed epoch (``runlog.COLUMNS``); ``on_epoch_end(row)`` is called
+    before each epoch's checkpoint is written. ``loss_read_every``: how often (in steps) the loop reads the
+    running loss from the device and checks it is finite (1 on CPU, where reading is free; more on a GPU,
+    where a read waits for the queued steps; the ops inside a step may read more, e.g. cross_entropy's range check).
     """
 
     def __init__(self, model, optimizer, train_loader, train_eval_batches, test_eval_batches, *,
                  num_classes: int, reporter, checkpoint_path: Optional[Path], meta: Dict[str, Any],
-                 sync_every: int = 1, on_epoch_end=None):
+                 loss_read_every: int = 1, on_epoch_end=None):
         self.model, self.optimizer = model, optimizer
         self.train_loader = train_loader
         self.train_eval_batches, self.test_eval_batches = train_eval_batches, test_eval_batches
@@ -113,7 +114,7 @@ class Trainer:
         self.reporter = reporter
         self.checkpoint_path = checkpoint_path
         self.meta = meta  # JSON-able run description stored in every checkpoint (config, run dir)
-        self.sync_every = max(1, sync_every)
+        self.loss_read_every = max(1, loss_read_every)
         self.on_epoch_end = on_epoch_end
         self.criterion = nn.CrossEntropyLoss(reduction="none")
         self.epoch, self.step, self.partial_seconds = 0, 0, 0.0
@@ -191,7 +192,7 @@ class Trainer:
             images += len(y)
             device_sum = loss.detach() if device_sum is None else device_sum + loss.detach()
             pending += 1
-            if pending == self.sync_every or self.step == steps:
+            if pending == self.loss_read_every or self.step == steps:
                 total = device_sum.item()
                 if not math.isfinite(total):  # checked before the step: parameters stay finite
                     where = f"step {self.step}" if pending == 1 else f"a step up to {self.step}"
@@ -204,7 +205,7 @@ class Trainer:
             if stop.requested:
                 self.partial_seconds += elapsed
                 raise Interrupted(epoch, self.step, self.save())
-        engine.cuda.synchronize()  # once per epoch: GPU steps are asynchronous
+        engine.cuda.synchronize()  # GPU steps are asynchronous: the epoch's time must include the queued ones
         train_seconds = self.partial_seconds + time.perf_counter() - started
         self.reporter.evaluating()
         train = evaluate(self.model, self.train_eval_batches(), self.num_classes, stop)
