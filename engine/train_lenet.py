@@ -5,12 +5,14 @@ lr 0.9, batch 256) for 10 epochs. Each run gets a directory ``runs/expN/`` with 
 scalars, ``metrics.csv``, ``config.json``, a checkpoint after every epoch, and at the end
 ``curves.png``, ``confusion_matrix.png`` and ``kernels.png``. See ``--help``.
 
-Exit status: 0 done, 1 data/checkpoint/device error, 2 bad arguments, 3 the loss diverged,
-130 interrupted (Ctrl-C; a checkpoint to resume from is saved).
+Exit status: 0 done, 1 data/checkpoint/device/disk error or a missing package of the ``cli`` extra,
+2 bad arguments, 3 the loss diverged, 130 interrupted (Ctrl-C; a checkpoint to resume from is saved).
+Every error is one line on stderr, never a traceback.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 import os
 import sys
@@ -40,6 +42,10 @@ EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 class ConfigError(RuntimeError):
     """Flags that contradict a checkpoint, or nothing to resume (exit 1)."""
+
+
+class MissingPackages(RuntimeError):
+    """A package of the ``cli`` extra is not installed (exit 1)."""
 
 
 class UsageError(RuntimeError):
@@ -84,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Outputs go to LOGDIR/expN/: TensorBoard events (tensorboard --logdir runs), metrics.csv, "
                "config.json, checkpoint.npz, curves.png, confusion_matrix.png, kernels.png. "
                "Ctrl-C saves a checkpoint; continue with --resume. Exit status: 0 done, 1 data/checkpoint/"
-               "device error, 2 bad arguments, 3 training diverged, 130 interrupted.",
+               "device/disk error or a missing package, 2 bad arguments, 3 training diverged, 130 interrupted.",
 )
     train = p.add_argument_group("training")
     train.add_argument("--epochs", type=_positive_int, default=None,
@@ -234,6 +240,24 @@ def check_environment() -> None:
         raise UsageError(f"ENGINE_BACKEND={name}: {exc}") from None
 
 
+CLI_PACKAGES = ("rich", "matplotlib")  # tensorboardX, the extra's third, is optional: without it, a warning
+
+
+def check_cli_packages() -> None:
+    """The packages of the ``cli`` extra that the CLI cannot run without are importable (else MissingPackages)."""
+    from engine.training.runlog import INSTALL_CLI
+
+    missing = []
+    for name in CLI_PACKAGES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise MissingPackages(f"the training CLI needs {' and '.join(missing)} (not installed); "
+                              f"install the 'cli' extra: {INSTALL_CLI}")
+
+
 def check_output_args(args: argparse.Namespace) -> None:
     """--logdir and --checkpoint can be written to as named (UsageError otherwise), before any work."""
     if args.logdir.exists() and not args.logdir.is_dir():
@@ -277,6 +301,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        check_cli_packages()
+    except MissingPackages as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     from engine.backend import BackendUnavailable
     from engine.data import DatasetError
     from engine.training.checkpoint import CheckpointError

@@ -863,3 +863,61 @@ def test_a_divergence_between_two_reads_names_the_window():
     with pytest.raises(Diverged, match=r"the training loss became (nan|inf) at epoch 1, a step up to [35]"):
         with np.errstate(all="ignore"):
             toy_trainer(loss_read_every=3, lr=1e38).run(1)
+
+
+# ------------------------------------------------------------------ issue 8 item 10 / issue 12 item 1: the cli extra
+def run_without(packages, code: str, cwd: Path, *argv: str):
+    """``python -c code argv`` with ``packages`` unimportable (a None entry in sys.modules), as if not installed."""
+    hide = "import sys\n" + "".join(f"sys.modules[{name!r}] = None\n" for name in packages)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-c", hide + code, *argv], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+CLI_EXTRA = ("rich", "tensorboardX", "matplotlib")
+
+
+def test_the_library_needs_none_of_the_cli_extra(tmp_path):
+    code = ("import engine, engine.data, engine.models, engine.training.checkpoint\n"
+            "from engine.nn import functional as F\n"
+            "x = engine.randn(2, 1, 28, 28)\n"
+            "assert engine.models.lenet()(x).shape == (2, 10)\n"
+            f"assert not [m for m in {CLI_EXTRA!r} if sys.modules.get(m) is not None]\n"
+            "print('ok')")
+    result = run_without(CLI_EXTRA, code, tmp_path)
+    assert result.returncode == 0 and result.stdout == "ok\n", result.stderr
+
+
+@pytest.mark.parametrize("missing", ["rich", "matplotlib"])
+def test_the_cli_without_a_required_package_names_the_extra(tmp_path, missing):
+    result = run_without([missing], "import engine.train_lenet as cli; sys.exit(cli.main(sys.argv[1:]))", tmp_path,
+                         *SMALL, "--epochs", "1")
+    assert result.returncode == 1
+    one_line_error(result.stderr, f"error: the training CLI needs {missing} (not installed); install the 'cli' extra: "
+                                  "pip install 'convengine[cli]'")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_without_tensorboardx_training_warns_once_and_writes_everything_else(tmp_path):
+    result = run_without(["tensorboardX"], "import engine.train_lenet as cli; sys.exit(cli.main(sys.argv[1:]))",
+                         tmp_path, *SMALL, "--epochs", "2", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("warning: tensorboardX is not installed, so no TensorBoard events are written")
+    assert result.stderr.count("\n") == 1 and "convengine[cli]" in result.stderr
+    run_dir = tmp_path / "runs" / "exp1"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.npz", "config.json", "confusion_matrix.png",
+                                                         "curves.png", "kernels.png", "metrics.csv"]
+    assert len((run_dir / "metrics.csv").read_text().splitlines()) == 3
+
+
+def test_the_cli_packages_are_an_extra_that_install_sh_installs():
+    import configparser
+
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    requires = setup["options"]["install_requires"].split()
+    extras = {name: value.split() for name, value in setup["options.extras_require"].items()}
+    assert not [r for r in requires if r.split(">")[0].split("=")[0] in CLI_EXTRA], requires
+    assert sorted(r.split(">")[0] for r in extras["cli"]) == sorted(CLI_EXTRA)
+    install = (ROOT / "scripts" / "install.sh").read_text()
+    assert "-e '.[cli,test]'" in install and "-e '.[cli]'" in install
