@@ -921,3 +921,14 @@ def test_the_cli_packages_are_an_extra_that_install_sh_installs():
     assert sorted(r.split(">")[0] for r in extras["cli"]) == sorted(CLI_EXTRA)
     install = (ROOT / "scripts" / "install.sh").read_text()
     assert "-e '.[cli,test]'" in install and "-e '.[cli]'" in install
+
+
+# ------------------------------------------------------------------ issue 11: install.sh warms Numba's cache
+def test_the_warm_up_of_install_sh_runs_a_training_step_without_data(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), FASHION_MNIST_DIR=str(tmp_path / "no-data"))
+    result = subprocess.run([sys.executable, "-m", "engine.training.warmup"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("compiled the training kernels into Numba's cache (")
+    assert list(tmp_path.iterdir()) == []  # it writes nothing but the cache
+    assert "python -m engine.training.warmup" in (ROOT / "scripts" / "install.sh").read_text()
