@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import math
-import os
 import sys
 import tempfile
 import time
@@ -35,7 +34,6 @@ LOSS_READ_EVERY_ON_GPU = 50
 # Settings a resumed run must keep (they define the model, the data or the batch order).
 FIXED_ON_RESUME = ("batch_size", "optimizer", "activation", "pool", "seed", "limit_train", "limit_test")
 
-BACKEND_NAMES = ("reference", "numba", "cupy")  # the values ENGINE_BACKEND may take
 
 EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 2, 3, 130
 
@@ -224,20 +222,12 @@ def resolve_device(name: str):
 # ----------------------------------------------------------------------------- checks before any work
 def check_environment() -> None:
     """``ENGINE_BACKEND``, when set, names a backend usable here; else UsageError (exit 2)."""
-    name = os.environ.get("ENGINE_BACKEND", "").strip().lower()
-    if name and name not in BACKEND_NAMES:
-        raise UsageError(f"ENGINE_BACKEND={name!r}: expected one of {', '.join(BACKEND_NAMES)}, or unset")
+    from engine import backend
+
     try:
-        from engine import backend
-    except Exception as exc:  # an engine that applies ENGINE_BACKEND at import raises for an unusable one
-        raise UsageError(f"ENGINE_BACKEND={name}: {exc}") from None
-    try:
-        if hasattr(backend, "check_environment"):
-            backend.check_environment()
-        elif name:
-            backend.load(name)
+        backend.check_environment()
     except (ValueError, backend.BackendUnavailable) as exc:
-        raise UsageError(f"ENGINE_BACKEND={name}: {exc}") from None
+        raise UsageError(str(exc)) from None
 
 
 CLI_PACKAGES = ("rich", "matplotlib")  # tensorboardX, the extra's third, is optional: without it, a warning

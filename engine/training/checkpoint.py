@@ -28,6 +28,7 @@ import numpy as np
 
 import engine
 from engine.data.atomic import atomic_open
+from engine.device import is_cuda_array
 
 FORMAT = 1
 META_MAX_BYTES = 64 << 20  # the JSON metadata: a few KiB per hundred epochs
@@ -50,13 +51,13 @@ def to_numpy(value) -> np.ndarray:
     """A Tensor (any device) or array as a numpy array."""
     if isinstance(value, engine.Tensor):
         return np.asarray(value.detach().to("cpu").numpy())
-    if type(value).__module__.startswith("cupy"):
+    if is_cuda_array(value):
         return value.get()
     return np.asarray(value)
 
 
 def _is_array(value) -> bool:
-    return isinstance(value, (engine.Tensor, np.ndarray)) or type(value).__module__.startswith("cupy")
+    return isinstance(value, (engine.Tensor, np.ndarray)) or is_cuda_array(value)
 
 
 def _json_default(value):
