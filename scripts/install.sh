@@ -20,5 +20,7 @@ if [ ! -f "$data/train-images-idx3-ubyte.gz" ] && [ -z "${FASHION_MNIST_DIR:-}" 
     ($sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
         || echo "could not install dataset-fashion-mnist; pass --data-dir or set FASHION_MNIST_DIR" >&2
 fi
+# MPI (the mpich and mpi4py wheels) for data-parallel training: `.venv/bin/mpiexec -n 2 ...`.
+bash scripts/install_mpi.sh
 # Compile the training CLI's kernels now (Numba caches them on disk), so the first training step does not wait.
 .venv/bin/python -m engine.training.warmup || echo "warning: the kernel warm-up failed; the first run compiles them" >&2
