@@ -108,7 +108,10 @@ def check_environment() -> None:
     if name:
         if name not in MODULES:
             raise ValueError(f"{ENV_VARIABLE}={name!r}: must be one of {', '.join(sorted(MODULES))}")
-        load(name)
+        try:
+            load(name)
+        except BackendUnavailable as exc:
+            raise BackendUnavailable(f"{ENV_VARIABLE}={name!r}: {exc}") from None
 
 
 def backend_for(array) -> ModuleType:

@@ -5,17 +5,21 @@ lr 0.9, batch 256) for 10 epochs. Each run gets a directory ``runs/expN/`` with 
 scalars, ``metrics.csv``, ``config.json``, a checkpoint after every epoch, and at the end
 ``curves.png``, ``confusion_matrix.png`` and ``kernels.png``. See ``--help``.
 
-Exit status: 0 done, 1 data/checkpoint/device error, 2 bad arguments, 3 the loss diverged,
-130 interrupted (Ctrl-C; a checkpoint to resume from is saved).
+Exit status: 0 done, 1 data/checkpoint/device/disk error or a missing package of the ``cli`` extra,
+2 bad arguments, 3 the loss diverged, 130 interrupted (Ctrl-C; a checkpoint to resume from is saved).
+Every error is one line on stderr, never a traceback.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from types import SimpleNamespace
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -24,15 +28,26 @@ BATCH_SIZE = 256
 DEFAULT_LR = {"sgd": 0.9, "momentum": 0.09, "adam": 0.001}
 MOMENTUM = 0.9
 EVAL_BATCH = 1000  # evaluation only: bigger batches, fewer Python round trips, same results
-GPU_SYNC_EVERY = 50  # on a GPU the host reads the running loss every this many steps
+# On a GPU the loop reads the running loss to the host (to print it and to catch a divergence) every this many
+# steps, not every step. It is not the step's only host read: F.cross_entropy reads the target's min and max.
+LOSS_READ_EVERY_ON_GPU = 50
 # Settings a resumed run must keep (they define the model, the data or the batch order).
 FIXED_ON_RESUME = ("batch_size", "optimizer", "activation", "pool", "seed", "limit_train", "limit_test")
 
-EXIT_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 3, 130
+
+EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
 class ConfigError(RuntimeError):
-    """Flags that contradict each other or a checkpoint."""
+    """Flags that contradict a checkpoint, or nothing to resume (exit 1)."""
+
+
+class MissingPackages(RuntimeError):
+    """A package of the ``cli`` extra is not installed (exit 1)."""
+
+
+class UsageError(RuntimeError):
+    """A flag or environment variable that cannot work as given (exit 2, before any work)."""
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -73,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Outputs go to LOGDIR/expN/: TensorBoard events (tensorboard --logdir runs), metrics.csv, "
                "config.json, checkpoint.npz, curves.png, confusion_matrix.png, kernels.png. "
                "Ctrl-C saves a checkpoint; continue with --resume. Exit status: 0 done, 1 data/checkpoint/"
-               "device error, 2 bad arguments, 3 training diverged, 130 interrupted.",
+               "device/disk error or a missing package, 2 bad arguments, 3 training diverged, 130 interrupted.",
 )
     train = p.add_argument_group("training")
     train.add_argument("--epochs", type=_positive_int, default=None,
@@ -150,6 +165,38 @@ def resolve_config(args: argparse.Namespace, saved: Optional[Dict[str, Any]]) ->
     return config
 
 
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+# What a checkpoint's config must hold: key -> (what it must be, test).
+SAVED_CONFIG = {
+    "batch_size": ("a positive integer", lambda v: _positive(v) and isinstance(v, int)),
+    "optimizer": (" or ".join(sorted(DEFAULT_LR)), lambda v: v in DEFAULT_LR),
+    "activation": ("sigmoid or relu", lambda v: v in ("sigmoid", "relu")),
+    "pool": ("avg or max", lambda v: v in ("avg", "max")),
+    "seed": ("an integer >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+    "limit_train": ("null or a positive integer", lambda v: v is None or (_positive(v) and isinstance(v, int))),
+    "limit_test": ("null or a positive integer", lambda v: v is None or (_positive(v) and isinstance(v, int))),
+    "lr": ("a positive number", _positive),
+    "epochs": ("a positive integer", lambda v: _positive(v) and isinstance(v, int)),
+}
+
+
+def check_saved_config(path: Path, config: Dict[str, Any]) -> None:
+    """Raise CheckpointError naming the first setting of a checkpoint's config that is missing or wrong."""
+    from engine.training.checkpoint import CheckpointError
+
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: damaged checkpoint: its config is {config!r}, expected an object")
+    for key, (wanted, ok) in SAVED_CONFIG.items():
+        if key not in config:
+            raise CheckpointError(f"{path}: damaged checkpoint: its config lacks {key!r}")
+        if not ok(config[key]):
+            raise CheckpointError(f"{path}: damaged checkpoint: its config has {key!r} = {config[key]!r}, "
+                                  f"expected {wanted}")
+
+
 def make_optimizer(name: str, params, lr: float):
     from engine import optim
 
@@ -172,11 +219,83 @@ def resolve_device(name: str):
     return engine.device(name)
 
 
+# ----------------------------------------------------------------------------- checks before any work
+def check_environment() -> None:
+    """``ENGINE_BACKEND``, when set, names a backend usable here; else UsageError (exit 2)."""
+    from engine import backend
+
+    try:
+        backend.check_environment()
+    except (ValueError, backend.BackendUnavailable) as exc:
+        raise UsageError(str(exc)) from None
+
+
+CLI_PACKAGES = ("rich", "matplotlib")  # tensorboardX, the extra's third, is optional: without it, a warning
+
+
+def check_cli_packages() -> None:
+    """The packages of the ``cli`` extra that the CLI cannot run without are importable (else MissingPackages)."""
+    from engine.training.runlog import INSTALL_CLI
+
+    missing = []
+    for name in CLI_PACKAGES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise MissingPackages(f"the training CLI needs {' and '.join(missing)} (not installed); "
+                              f"install the 'cli' extra: {INSTALL_CLI}")
+
+
+def check_output_args(args: argparse.Namespace) -> None:
+    """--logdir and --checkpoint can be written to as named (UsageError otherwise), before any work."""
+    if args.logdir.exists() and not args.logdir.is_dir():
+        raise UsageError(f"--logdir {args.logdir}: is a file, expected a directory (or a path to create)")
+    if args.checkpoint is not None:
+        if args.checkpoint.is_dir():
+            raise UsageError(f"--checkpoint {args.checkpoint}: is a directory, expected a file name "
+                             f"(e.g. {args.checkpoint / 'checkpoint.npz'})")
+        parent = next((p for p in args.checkpoint.resolve().parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise UsageError(f"--checkpoint {args.checkpoint}: {parent} is a file, not a directory")
+
+
+def check_writable(directory: Path) -> None:
+    """Create ``directory`` if needed and prove a file can be made in it (OSError naming it otherwise)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        tempfile.TemporaryFile(dir=directory).close()
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(directory)) from None
+
+
+def set_num_threads(count: Optional[int]) -> None:
+    import engine
+
+    if count is not None:
+        try:
+            engine.set_num_threads(count)
+        except ValueError as exc:
+            raise UsageError(f"--num-threads {count}: {exc}") from None
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.eval_only and args.resume is None:
         build_parser().error("--eval-only needs --resume CHECKPOINT (the model to evaluate)")
+    try:
+        check_environment()
+        check_output_args(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        check_cli_packages()
+    except MissingPackages as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     from engine.backend import BackendUnavailable
     from engine.data import DatasetError
     from engine.training.checkpoint import CheckpointError
@@ -184,8 +303,16 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     try:
         return run(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (DatasetError, CheckpointError, ConfigError, BackendUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:  # the disk: full, read-only, a path that is not a directory
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc} (files already written, the last checkpoint included, "
+              f"are intact)", file=sys.stderr)
         return EXIT_ERROR
     except Diverged as exc:
         print(f"error: training diverged: {exc}.\n{exc.advice}", file=sys.stderr)
@@ -204,89 +331,35 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    import engine
-    from engine.data import DataLoader, FashionMNIST
-    from engine.training.checkpoint import load_checkpoint, read_checkpoint
-    from engine.training.loop import Diverged, Trainer, evaluate
-    from engine.training.model import build_lenet, count_parameters
+    """One invocation: resume point, settings, machine, model, data, outputs, training, figures."""
+    from engine.training.loop import Diverged, Trainer
     from engine.training.progress import Reporter
-    from engine.training.runlog import RunLog, find_latest_checkpoint, new_run_dir
+    from engine.training.runlog import RunLog
 
-    # --- what to resume, and the settings
-    resume_path, saved_meta = None, None
-    if args.resume is not None:
-        resume_path = Path(args.resume)
-        if args.resume == "latest":
-            resume_path = find_latest_checkpoint(args.logdir)
-            if resume_path is None:
-                raise ConfigError(f"--resume latest: no checkpoint under {args.logdir}/exp*/")
-        saved_meta = read_checkpoint(resume_path)["meta"]
+    resume_path, saved_meta = find_resume(args)
     config = resolve_config(args, saved_meta["config"] if saved_meta else None)
     if saved_meta is not None and not args.eval_only and saved_meta["epoch"] >= config["epochs"]:
         print(f"nothing to do: {resume_path} already has {saved_meta['epoch']} epochs; pass --epochs > "
               f"{saved_meta['epoch']} to train further")
         return 0
-
-    # --- machine
-    if args.num_threads is not None:
-        engine.set_num_threads(args.num_threads)
-    engine.set_conv_algo(config["conv_algo"])
-    device = resolve_device(args.device)
-
-    # --- model and optimizer (the seed fixes the initial weights)
-    engine.manual_seed(config["seed"])
-    model = build_lenet(config["activation"], config["pool"], config["conv_algo"]).to(device)
-    optimizer = make_optimizer(config["optimizer"], model.parameters(), config["lr"])
-
-    # --- data
-    test_limit = args.limit_test if args.eval_only else config["limit_test"]  # eval-only: the whole test set
-    test_set = FashionMNIST(args.data_dir, train=False, download=args.download, limit=test_limit)
-    test_eval = DataLoader(test_set, EVAL_BATCH, device=device)
+    device = set_up_machine(args, config)
+    model, optimizer = build_model(config, device)
     if args.eval_only:
-        load_checkpoint(resume_path, model)
-        loss, acc, confusion = evaluate(model, test_eval.batches(0), len(test_set.classes))
-        report_eval(resume_path, loss, acc, confusion, test_set.classes)
-        return 0
-    train_set = FashionMNIST(args.data_dir, train=True, download=args.download, limit=config["limit_train"])
-    train_loader = DataLoader(train_set, config["batch_size"], shuffle=True, seed=config["seed"], device=device)
-    train_eval = DataLoader(train_set, EVAL_BATCH, device=device)
-
-    # --- run directory, logs, checkpoint
-    run_dir = None
+        return evaluate_checkpoint(args, resume_path, model, device)
+    data = load_data(args, config, device)
     if saved_meta is not None:
-        load_checkpoint(resume_path, model, optimizer)
-        if args.lr is not None:
-            for group in optimizer.param_groups:
-                group["lr"] = args.lr
-        if (resume_path.parent / "config.json").is_file():  # continue logging into the checkpoint's run
-            run_dir = resume_path.parent
-    run_dir = run_dir or new_run_dir(args.logdir)
-    checkpoint = args.checkpoint or resume_path or run_dir / "checkpoint.npz"
-    start_epoch = saved_meta["epoch"] if saved_meta else 0
-    log = RunLog(run_dir, start_epoch=start_epoch)
-    backend_name = "cupy" if device.type == "cuda" else engine.backend.cpu_backend().NAME
-    settings = dict(config, device=device.type, backend=backend_name, num_threads=engine.get_num_threads(),
-                    data_dir=str(train_set.root), train_images=len(train_set), test_images=len(test_set),
-                    parameters=count_parameters(model), run_dir=str(run_dir), checkpoint=str(checkpoint),
-                    resumed_from=str(resume_path) if resume_path else None,
-                    started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        restore(resume_path, model, optimizer, args.lr)
+    run_dir, checkpoint = prepare_outputs(args, resume_path)
+    log = RunLog(run_dir, start_epoch=saved_meta["epoch"] if saved_meta else 0)
+    settings = describe_run(config, device, model, data, run_dir, checkpoint, resume_path)
     log.write_config(settings)
-
-    reporter = Reporter(config["epochs"], len(train_loader), quiet=args.quiet)
-    reporter.info(
-        f"LeNet ({config['activation']}, {config['pool']} pool, {settings['parameters']:,} parameters) on "
-        f"FashionMNIST: {len(train_set)} train / {len(test_set)} test images from {train_set.root}\n"
-        f"{config['optimizer']} lr {config['lr']:g}, batch {config['batch_size']}, {config['epochs']} epochs, "
-        f"seed {config['seed']}; {device.type} ({backend_name} backend, {settings['num_threads']} threads, "
-        f"conv {config['conv_algo']}); logs in {run_dir}")
-    if saved_meta is not None:
-        reporter.info(f"resuming from {resume_path}: {saved_meta['epoch']} epoch(s) complete; "
-                      f"epoch {saved_meta['epoch'] + 1} continues after step {saved_meta['step']}")
-
-    trainer = Trainer(model, optimizer, train_loader, lambda: train_eval.batches(0), lambda: test_eval.batches(0),
-                      num_classes=len(train_set.classes), reporter=reporter, checkpoint_path=checkpoint,
+    reporter = Reporter(config["epochs"], len(data.train_loader), quiet=args.quiet)
+    announce(reporter, settings, saved_meta)
+    trainer = Trainer(model, optimizer, data.train_loader, lambda: data.train_eval.batches(0),
+                      lambda: data.test_eval.batches(0), num_classes=len(data.train_set.classes),
+                      reporter=reporter, checkpoint_path=checkpoint,
                       meta={"config": config, "run_dir": str(run_dir.resolve())},
-                      sync_every=1 if device.type == "cpu" else GPU_SYNC_EVERY,
+                      loss_read_every=1 if device.type == "cpu" else LOSS_READ_EVERY_ON_GPU,
                       on_epoch_end=lambda row: log.log_epoch(row, trainer.history))
     if saved_meta is not None:
         trainer.restore(saved_meta)
@@ -298,9 +371,134 @@ def run(args: argparse.Namespace) -> int:
         raise
     finally:
         log.close()
-
-    finish(trainer, model, test_set, test_eval, device, run_dir, checkpoint, reporter, settings)
+    finish(trainer, model, data.test_set, data.test_eval, device, run_dir, checkpoint, reporter, settings)
     return 0
+
+
+def find_resume(args: argparse.Namespace):
+    """(checkpoint path, its checked metadata) of --resume, or (None, None)."""
+    from engine.training.checkpoint import CheckpointError, read_checkpoint
+    from engine.training.loop import Trainer
+    from engine.training.runlog import find_latest_checkpoint
+
+    if args.resume is None:
+        return None, None
+    path = Path(args.resume)
+    if args.resume == "latest":
+        path = find_latest_checkpoint(args.logdir)
+        if path is None:
+            raise ConfigError(f"--resume latest: no checkpoint under {args.logdir}/exp*/")
+    meta = read_checkpoint(path, meta_only=True)["meta"]
+    try:
+        Trainer.check_position(meta)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: damaged checkpoint: {exc}") from None
+    check_saved_config(path, meta.get("config"))
+    return path, meta
+
+
+def set_up_machine(args: argparse.Namespace, config: Dict[str, Any]):
+    """Threads, convolution algorithm and device; returns the device."""
+    import engine
+
+    set_num_threads(args.num_threads)
+    engine.set_conv_algo(config["conv_algo"])
+    return resolve_device(args.device)
+
+
+def build_model(config: Dict[str, Any], device):
+    """The model (its initial weights fixed by the seed) on ``device``, and its optimizer."""
+    import engine
+    from engine.data import CLASSES
+    from engine.models import lenet
+
+    engine.manual_seed(config["seed"])
+    model = lenet(len(CLASSES), activation=config["activation"], pool=config["pool"],
+                  conv_algo=config["conv_algo"]).to(device)
+    return model, make_optimizer(config["optimizer"], model.parameters(), config["lr"])
+
+
+def evaluate_checkpoint(args: argparse.Namespace, path: Path, model, device) -> int:
+    """--eval-only: the checkpoint's model on the test set (all of it unless --limit-test)."""
+    from engine.data import DataLoader, FashionMNIST
+    from engine.training.checkpoint import load_checkpoint
+    from engine.training.loop import evaluate
+
+    test_set = FashionMNIST(args.data_dir, train=False, download=args.download, limit=args.limit_test)
+    load_checkpoint(path, model)
+    loss, acc, confusion = evaluate(model, DataLoader(test_set, EVAL_BATCH, device=device).batches(0),
+                                    len(test_set.classes))
+    report_eval(path, loss, acc, confusion, test_set.classes)
+    return 0
+
+
+def load_data(args: argparse.Namespace, config: Dict[str, Any], device) -> SimpleNamespace:
+    """The two splits and their loaders: shuffled training batches, and bigger ordered ones to evaluate."""
+    from engine.data import DataLoader, FashionMNIST
+
+    test_set = FashionMNIST(args.data_dir, train=False, download=args.download, limit=config["limit_test"])
+    train_set = FashionMNIST(args.data_dir, train=True, download=args.download, limit=config["limit_train"])
+    return SimpleNamespace(
+        train_set=train_set, test_set=test_set,
+        train_loader=DataLoader(train_set, config["batch_size"], shuffle=True, seed=config["seed"], device=device),
+        train_eval=DataLoader(train_set, EVAL_BATCH, device=device),
+        test_eval=DataLoader(test_set, EVAL_BATCH, device=device))
+
+
+def restore(path: Path, model, optimizer, lr: Optional[float]) -> None:
+    """Load a resumed run's model, optimizer and RNG; a new --lr replaces the saved one."""
+    from engine.training.checkpoint import load_checkpoint
+
+    load_checkpoint(path, model, optimizer)
+    if lr is not None:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+
+def prepare_outputs(args: argparse.Namespace, resume_path: Optional[Path]) -> Tuple[Path, Path]:
+    """The run directory (a resumed run keeps logging into its own) and the checkpoint path, both
+    proven writable, with temporaries a killed earlier writer left removed."""
+    from engine.data.atomic import remove_stale_temporaries
+    from engine.training.runlog import new_run_dir
+
+    run_dir = None
+    if resume_path is not None and (resume_path.parent / "config.json").is_file():
+        run_dir = resume_path.parent
+    run_dir = run_dir or new_run_dir(args.logdir)
+    checkpoint = args.checkpoint or resume_path or run_dir / "checkpoint.npz"
+    for directory in {run_dir, checkpoint.parent}:
+        check_writable(directory)
+    for path in (checkpoint, run_dir / "config.json", run_dir / "metrics.csv"):
+        remove_stale_temporaries(path)
+    return run_dir, checkpoint
+
+
+def describe_run(config, device, model, data, run_dir: Path, checkpoint: Path, resume_path) -> Dict[str, Any]:
+    """What config.json records: the settings, the machine, the data files read and the outputs."""
+    import engine
+    from engine.training.model import count_parameters
+
+    backend_name = "cupy" if device.type == "cuda" else engine.backend.cpu_backend().NAME
+    files = {split: {"images": str(ds.files[0].resolve()), "labels": str(ds.files[1].resolve())}
+             for split, ds in (("train", data.train_set), ("test", data.test_set))}
+    return dict(config, device=device.type, backend=backend_name, num_threads=engine.get_num_threads(),
+                data_dir=str(data.train_set.root), data_files=files, train_images=len(data.train_set),
+                test_images=len(data.test_set), parameters=count_parameters(model), run_dir=str(run_dir),
+                checkpoint=str(checkpoint), resumed_from=str(resume_path) if resume_path else None,
+                started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+
+def announce(reporter, settings: Dict[str, Any], saved_meta: Optional[Dict[str, Any]]) -> None:
+    s = settings
+    reporter.info(
+        f"LeNet ({s['activation']}, {s['pool']} pool, {s['parameters']:,} parameters) on FashionMNIST: "
+        f"{s['train_images']} train / {s['test_images']} test images from {s['data_dir']}\n"
+        f"{s['optimizer']} lr {s['lr']:g}, batch {s['batch_size']}, {s['epochs']} epochs, seed {s['seed']}; "
+        f"{s['device']} ({s['backend']} backend, {s['num_threads']} threads, conv {s['conv_algo']}); "
+        f"logs in {s['run_dir']}")
+    if saved_meta is not None:
+        reporter.info(f"resuming from {s['resumed_from']}: {saved_meta['epoch']} epoch(s) complete; "
+                      f"epoch {saved_meta['epoch'] + 1} continues after step {saved_meta['step']}")
 
 
 def finish(trainer, model, test_set, test_eval, device, run_dir: Path, checkpoint: Path, reporter,

@@ -46,13 +46,16 @@ def _blas_threads(n: int) -> None:
 
 
 CONTRACT = (
-    # --- convolution (cross-correlation, like torch.nn.functional.conv2d; algo is 'im2col' or 'direct')
+    # --- convolution (cross-correlation, like torch.nn.functional.conv2d; algo is 'im2col' or 'direct',
+    # backward-input also 'flipped' (stride 1 only). ``saved`` is opaque and backend-specific, or None:
+    # what forward made that the backward kernels of the same convolution can reuse; backward-input
+    # returns it with what it adds for backward-weight; a kernel ignores what another algo made)
     Capability("conv2d_forward", "(x (N,C,H,W), w (O,C,KH,KW), b (O,) or None, stride, padding, dilation, algo)"
-               " -> y (N,O,OH,OW)"),
+               " -> (y (N,O,OH,OW), saved)"),
     Capability("conv2d_backward_input", "(gy (N,O,OH,OW), w (O,C,KH,KW), input_hw, stride, padding, dilation,"
-               " algo) -> gx (N,C,H,W)"),
+               " algo, saved=None) -> (gx (N,C,H,W), saved)"),
     Capability("conv2d_backward_weight", "(gy (N,O,OH,OW), x (N,C,H,W), kernel_hw, stride, padding, dilation,"
-               " algo) -> gw (O,C,KH,KW)"),
+               " algo, saved=None) -> gw (O,C,KH,KW)"),
     # --- pooling (padding acts as zero for avg, as -inf for max)
     Capability("avg_pool2d_forward", "(x (N,C,H,W), kernel, stride, padding, ceil_mode, count_include_pad)"
                " -> y (N,C,OH,OW)"),

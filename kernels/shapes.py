@@ -59,3 +59,39 @@ def pool2d_out_hw(hw, kernel, stride, padding, dilation, ceil_mode) -> Tuple[int
         pool_out_size(hw[i], kernel[i], stride[i], padding[i], dilation[i], ceil_mode)
         for i in range(2)
     )
+
+
+# --- launch limits of a 32-bit-indexed CUDA backend (checked before launching, testable without a GPU)
+
+CUDA_GRID_LIMITS = (2**31 - 1, 65535, 65535)  # the most blocks along gridDim.x, .y, .z
+
+
+def check_index_range(what: str, limit: int, **shapes) -> None:
+    """Raise ValueError when an array of one of ``shapes`` has ``limit`` elements or more.
+
+    ``what`` names the kernel; each keyword names an array and gives its shape.
+    """
+    for name, shape in shapes.items():
+        size = 1
+        for extent in shape:
+            size *= int(extent)
+        if size >= limit:
+            raise ValueError(f"{what}: {name} of shape {tuple(shape)} has {size} elements, more than the "
+                             f"kernels' 32-bit indexing allows (< {limit}); use a smaller batch or input")
+
+
+def column_chunk_bytes(what: str, limit: int, k: int, out_hw, itemsize: int) -> int:
+    """The most bytes of im2col columns (k, n*OH*OW) one chunk may hold so that indices below
+    ``limit`` reach them all; ValueError when the columns of one sample are already too many."""
+    per_sample = max(1, k * out_hw[0] * out_hw[1])
+    check_index_range(what, limit, **{"columns of one sample": (k, out_hw[0] * out_hw[1])})
+    return (limit - 1) // per_sample * per_sample * itemsize
+
+
+def check_cuda_grid(what: str, grid, **shapes) -> None:
+    """Raise ValueError when ``grid`` (blocks along x, y[, z]) exceeds CUDA's limits, naming ``shapes``."""
+    for axis, (blocks, limit) in enumerate(zip(grid, CUDA_GRID_LIMITS)):
+        if blocks > limit:
+            named = ", ".join(f"{name} {tuple(shape)}" for name, shape in shapes.items())
+            raise ValueError(f"{what}: a launch needs {blocks} blocks along gridDim.{'xyz'[axis]}, more than "
+                             f"CUDA's {limit} ({named})")

@@ -8,13 +8,17 @@ Two algorithms, chosen by ``algo``:
   the (O, C*KH*KW) weight; ``col2im`` folds the gradient back. The batch is processed in chunks
   so that one chunk's unfolded matrix fits ``kernels.workspace``'s budget.
 
+Backward-input also takes ``algo='flipped'`` (stride 1: see ``kernels.conv_flipped``). The forward
+returns the padded x with y; backward-weight reuses it when passed as ``saved``.
+
 Geometry arguments (stride, padding, dilation, input_hw, kernel_hw) are (h, w) int pairs.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from kernels import workspace
+from kernels import im2col_driver
+from kernels.conv_flipped import backward_input_flipped
 from kernels.shapes import conv2d_out_hw
 
 Pair = tuple[int, int]
@@ -51,23 +55,33 @@ def pad_for_windows(x: np.ndarray, padding: Pair, kernel_hw: Pair, out_hw: Pair,
 
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair,
-                   padding: Pair, dilation: Pair, algo: str) -> np.ndarray:
-    """x (N, C, H, W), w (O, C, KH, KW), b (O,) or None -> y (N, O, OH, OW)."""
+                   padding: Pair, dilation: Pair, algo: str) -> tuple:
+    """x (N, C, H, W), w (O, C, KH, KW), b (O,) or None -> (y (N, O, OH, OW), saved): saved is
+    the padded x, which backward-weight reuses."""
     kernel_hw = w.shape[2:]
     out_hw = conv2d_out_hw(x.shape[2:], kernel_hw, stride, padding, dilation)
     xp = pad_for_windows(x, padding, kernel_hw, out_hw, stride, dilation)
     if algo == "direct":
         y = _direct_forward(xp, w, out_hw, stride, dilation)
-    else:
+    elif algo == "im2col":
         y = _im2col_forward(xp, w, out_hw, stride, dilation)
+    else:
+        raise ValueError(f"algo must be one of ('im2col', 'direct'), got {algo!r}")
     if b is not None:
         y += b[None, :, None, None]
-    return y
+    return y, xp
 
 
 def conv2d_backward_input(gy: np.ndarray, w: np.ndarray, input_hw: Pair, stride: Pair,
-                          padding: Pair, dilation: Pair, algo: str) -> np.ndarray:
-    """gy (N, O, OH, OW), w (O, C, KH, KW) -> gx (N, C, H, W)."""
+                          padding: Pair, dilation: Pair, algo: str, saved=None) -> tuple:
+    """gy (N, O, OH, OW), w (O, C, KH, KW) -> (gx (N, C, H, W), saved unchanged)."""
+    if algo == "flipped":
+        def forward(g, flipped, full):
+            return conv2d_forward(g, flipped, None, (1, 1), full, dilation, "direct")[0]
+
+        return backward_input_flipped(forward, gy, w, stride, padding, dilation), saved
+    if algo not in ("im2col", "direct"):
+        raise ValueError(f"algo must be one of ('im2col', 'direct', 'flipped'), got {algo!r}")
     n, c = gy.shape[0], w.shape[1]
     (h, wd), (ph, pw) = input_hw, padding
     kernel_hw, out_hw = w.shape[2:], gy.shape[2:]
@@ -78,17 +92,19 @@ def conv2d_backward_input(gy: np.ndarray, w: np.ndarray, input_hw: Pair, stride:
         _direct_backward_input(gy, w, gxp, stride, dilation)
     else:
         _im2col_backward_input(gy, w, gxp, stride, dilation)
-    return np.ascontiguousarray(gxp[:, :, ph:ph + h, pw:pw + wd])
+    return np.ascontiguousarray(gxp[:, :, ph:ph + h, pw:pw + wd]), saved
 
 
 def conv2d_backward_weight(gy: np.ndarray, x: np.ndarray, kernel_hw: Pair, stride: Pair,
-                           padding: Pair, dilation: Pair, algo: str) -> np.ndarray:
-    """gy (N, O, OH, OW), x (N, C, H, W) -> gw (O, C, KH, KW)."""
+                           padding: Pair, dilation: Pair, algo: str, saved=None) -> np.ndarray:
+    """gy (N, O, OH, OW), x (N, C, H, W), saved (forward's padded x) or None -> gw (O, C, KH, KW)."""
     out_hw = gy.shape[2:]
-    xp = pad_for_windows(x, padding, kernel_hw, out_hw, stride, dilation)
+    xp = pad_for_windows(x, padding, kernel_hw, out_hw, stride, dilation) if saved is None else saved
     if algo == "direct":
         return _direct_backward_weight(gy, xp, kernel_hw, stride, dilation)
-    return _im2col_backward_weight(gy, xp, kernel_hw, stride, dilation)
+    if algo == "im2col":
+        return _im2col_backward_weight(gy, xp, kernel_hw, stride, dilation)
+    raise ValueError(f"algo must be one of ('im2col', 'direct'), got {algo!r}")
 
 
 # --- direct: one tensordot per kernel offset ------------------------------------------------
@@ -123,17 +139,17 @@ def _direct_backward_weight(gy, xp, kernel_hw, stride, dilation):
     return gw
 
 
-# --- im2col / col2im + matmul, batch processed in workspace-sized chunks ----------------------
+# --- im2col / col2im + matmul, batch processed in workspace-sized chunks (kernels.im2col_driver) ---
 
-def im2col(xp: np.ndarray, kernel_hw: Pair, out_hw: Pair, stride: Pair, dilation: Pair) -> np.ndarray:
-    """Padded xp (n, C, Hp, Wp) -> cols (C*KH*KW, n*OH*OW), rows ordered like w.reshape(O, -1)."""
+def im2col(xp: np.ndarray, kernel_hw: Pair, out_hw: Pair, stride: Pair, dilation: Pair,
+           cols: np.ndarray) -> None:
+    """Fill cols (C*KH*KW, n*OH*OW), rows ordered like w.reshape(O, -1), from the padded xp (n, C, Hp, Wp)."""
     n, c = xp.shape[:2]
     kh, kw = kernel_hw
-    cols = np.empty((c, kh, kw, n) + tuple(out_hw), xp.dtype)
+    cols = cols.reshape((c, kh, kw, n) + tuple(out_hw))  # a view: cols is C-contiguous
     for i in range(kh):
         for j in range(kw):
             cols[:, i, j] = xp[offset_window(i, j, out_hw, stride, dilation)].transpose(1, 0, 2, 3)
-    return cols.reshape(c * kh * kw, -1)
 
 
 def col2im(cols: np.ndarray, gxp: np.ndarray, kernel_hw: Pair, out_hw: Pair, stride: Pair,
@@ -147,40 +163,22 @@ def col2im(cols: np.ndarray, gxp: np.ndarray, kernel_hw: Pair, out_hw: Pair, str
             gxp[offset_window(i, j, out_hw, stride, dilation)] += cols[:, i, j].transpose(1, 0, 2, 3)
 
 
-def _chunks(n: int, c: int, kernel_hw: Pair, out_hw: Pair, itemsize: int):
-    """Batch slices whose unfolded (C*KH*KW, chunk*OH*OW) matrix fits the workspace budget."""
-    per_sample = c * kernel_hw[0] * kernel_hw[1] * out_hw[0] * out_hw[1] * itemsize
-    step = workspace.batch_chunk(n, per_sample)
-    return [slice(start, start + step) for start in range(0, n, step)]
-
-
 def _im2col_forward(xp, w, out_hw, stride, dilation):
-    n, c = xp.shape[:2]
-    o, kernel_hw = w.shape[0], w.shape[2:]
-    w_mat = w.reshape(o, -1)
-    y = np.empty((n, o) + tuple(out_hw), xp.dtype)
-    for chunk in _chunks(n, c, kernel_hw, out_hw, xp.itemsize):
-        cols = im2col(xp[chunk], kernel_hw, out_hw, stride, dilation)
-        y_chunk = (w_mat @ cols).reshape((o, -1) + tuple(out_hw))  # (O, n, OH, OW)
-        y[chunk] = y_chunk.transpose(1, 0, 2, 3)
-    return y
+    def unfold(n0, n1, cols):
+        im2col(xp[n0:n1], w.shape[2:], out_hw, stride, dilation, cols)
+
+    return im2col_driver.forward(np, unfold, xp.shape[0], w, None, out_hw)[0]
 
 
 def _im2col_backward_input(gy, w, gxp, stride, dilation):
-    n, o = gy.shape[:2]
-    c, kernel_hw, out_hw = w.shape[1], w.shape[2:], gy.shape[2:]
-    w_mat_t = w.reshape(o, -1).T  # (C*KH*KW, O)
-    for chunk in _chunks(n, c, kernel_hw, out_hw, gy.itemsize):
-        gy_mat = gy[chunk].transpose(1, 0, 2, 3).reshape(o, -1)  # (O, n*OH*OW)
-        col2im(w_mat_t @ gy_mat, gxp[chunk], kernel_hw, out_hw, stride, dilation)
+    def fold(cols, n0, n1):
+        col2im(cols, gxp[n0:n1], w.shape[2:], gy.shape[2:], stride, dilation)
+
+    im2col_driver.backward_input(np, fold, gy, w)
 
 
 def _im2col_backward_weight(gy, xp, kernel_hw, stride, dilation):
-    n, o = gy.shape[:2]
-    c, out_hw = xp.shape[1], gy.shape[2:]
-    gw_mat = np.zeros((o, c * kernel_hw[0] * kernel_hw[1]), gy.dtype)
-    for chunk in _chunks(n, c, kernel_hw, out_hw, gy.itemsize):
-        cols = im2col(xp[chunk], kernel_hw, out_hw, stride, dilation)
-        gy_mat = gy[chunk].transpose(1, 0, 2, 3).reshape(o, -1)
-        gw_mat += gy_mat @ cols.T
-    return gw_mat.reshape((o, c) + tuple(kernel_hw))
+    def unfold(n0, n1, cols):
+        im2col(xp[n0:n1], kernel_hw, gy.shape[2:], stride, dilation, cols)
+
+    return im2col_driver.backward_weight(np, unfold, gy, xp.shape[1], kernel_hw)[0]

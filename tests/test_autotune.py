@@ -79,3 +79,44 @@ def test_bad_algo_names_the_argument(bad):
         engine.set_conv_algo(bad)
     with pytest.raises(ValueError, match="algo must be one of"):
         engine.nn.functional.conv2d(engine.ones(1, 1, 4, 4), engine.ones(1, 1, 2, 2), algo=bad)
+
+
+def recording_backward_input():
+    """A backend whose conv2d_backward_input records (algo, saved) and is fastest for 'flipped'."""
+    calls = []
+
+    def conv2d_backward_input(gy, w, input_hw, stride, padding, dilation, algo, saved=None):
+        calls.append((algo, saved))
+        if algo != "flipped":
+            time.sleep(0.005)
+        return np.full(1, len(algo)), saved
+
+    return types.SimpleNamespace(NAME="fake", conv2d_backward_input=conv2d_backward_input), calls
+
+
+@pytest.mark.parametrize("stride", [(1, 1), (2, 1)])
+def test_auto_also_times_flipped_for_the_input_gradient_at_stride_one(fresh_choices, stride):
+    backend, calls = recording_backward_input()
+    gy = np.zeros((2, 1, 3, 3))
+    args = (gy, gy, (5, 5), stride, (0, 0), (1, 1))
+    autotune.run_conv_kernel(backend, "conv2d_backward_input", "auto", *args, saved="layouts")
+    timed = sorted({algo for algo, _ in calls})
+    assert timed == (["direct", "flipped", "im2col"] if stride == (1, 1) else ["direct", "im2col"])
+    assert all(saved == "layouts" for _, saved in calls)  # every candidate gets what forward saved
+    if stride == (1, 1):
+        assert list(autotune.chosen_algos().values()) == ["flipped"]  # the fast one
+
+
+@pytest.mark.parametrize("n,input_hw,out_hw,stride,expected", [
+    (256, (14, 14), (10, 10), (1, 1), "direct"),  # LeNet's conv2: gathering wastes less
+    (256, (28, 28), (28, 28), (1, 1), "flipped"),  # LeNet's conv1: no border to waste
+    (64, (14, 14), (10, 10), (1, 1), "flipped"),  # a small batch: short gathers
+    (64, (28, 28), (28, 28), (2, 2), "direct"),  # flipped needs stride 1
+])
+def test_forced_direct_picks_the_input_gradient_algorithm_by_shape(fresh_choices, n, input_hw, out_hw, stride,
+                                                                   expected):
+    backend, calls = recording_backward_input()
+    gy = np.zeros((n, 1) + out_hw)
+    autotune.run_conv_kernel(backend, "conv2d_backward_input", "direct", gy, gy, input_hw, stride, (0, 0), (1, 1),
+                             saved="layouts")
+    assert calls == [(expected, "layouts")] and autotune.chosen_algos() == {}

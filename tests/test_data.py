@@ -1,6 +1,8 @@
 """engine.data: FashionMNIST reading/validation/search order/download, and the DataLoader."""
 import gzip
 import hashlib
+import tracemalloc
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -305,3 +307,86 @@ def test_loader_accepts_a_dataset_and_rejects_bad_arguments():
 def test_loader_seed_none_still_covers_every_sample():
     loader = DataLoader(toy(10), batch_size=4, shuffle=True)
     assert sorted(sum(epoch_order(loader), [])) == list(range(10))
+
+
+# ------------------------------------------------------------------ issue 9: explicit directories, bounded inputs
+@needs_data
+def test_an_explicit_root_is_searched_alone(tmp_path, monkeypatch):
+    """With the data in $FASHION_MNIST_DIR and the system directory, an explicit root still fails when it lacks a
+    file, naming it (it used to train on the other copy, or mix two sources)."""
+    monkeypatch.setenv(fm.ENV_VAR, str(SYSTEM))
+    with pytest.raises(DatasetError, match=r"not found in \S+missing \(does not exist\): missing t10k-images"):
+        FashionMNIST(tmp_path / "missing", train=False)
+    partial = copy_split(tmp_path / "partial")
+    (partial / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DatasetError, match=r"partial: missing t10k-labels-idx1-ubyte\[\.gz\] \(an explicit"):
+        FashionMNIST(partial, train=False)
+    ds = FashionMNIST(train=False, limit=1)
+    assert ds.files == (SYSTEM / "t10k-images-idx3-ubyte.gz", SYSTEM / "t10k-labels-idx1-ubyte.gz")
+
+
+def gzip_bomb(raw_bytes: int) -> bytes:
+    """A small gzip member that inflates to ``raw_bytes`` zero bytes (built without holding them)."""
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = bytes(1 << 20)
+    parts = [deflate.compress(chunk) for _ in range(raw_bytes >> 20)]
+    return b"".join(parts) + deflate.flush()
+
+
+def peak_memory(call):
+    tracemalloc.start()
+    try:
+        call()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_a_downloaded_gzip_bomb_is_refused_at_the_files_known_size(tmp_path, monkeypatch):
+    bomb = gzip_bomb(256 << 20)  # 256 MiB of zeros in ~250 KiB, for a file of 10,008 bytes
+    assert len(bomb) < 1 << 20
+    monkeypatch.setattr(fm, "fetch_url", lambda url: bomb)
+    monkeypatch.setattr(fm, "SYSTEM_DIR", tmp_path / "nowhere")
+    errors = []
+
+    def download():
+        with pytest.raises(DatasetError) as info:
+            fm.download_files(tmp_path / "dl", splits=("test",))
+        errors.append(str(info.value))
+
+    peak = peak_memory(download)
+    assert "decompresses to more than 7840016 bytes, the file's known size" in errors[0]
+    assert peak < 64 << 20, f"{peak / 2**20:.0f} MiB to refuse a bomb"
+    assert list((tmp_path / "dl").iterdir()) == []
+
+
+def test_gunzip_at_most_reads_every_member_and_stops_at_the_limit():
+    data = gzip.compress(b"abc") + gzip.compress(b"defg")
+    assert fm.gunzip_at_most(data, 7) == b"abcdefg"
+    with pytest.raises(ValueError, match="more than 6 bytes"):
+        fm.gunzip_at_most(data, 6)
+    with pytest.raises(EOFError):
+        fm.gunzip_at_most(data[:-9], 100)
+
+
+def test_a_local_gzip_bomb_is_read_only_up_to_the_files_known_size(tmp_path, monkeypatch):
+    monkeypatch.setattr(fm, "SYSTEM_DIR", tmp_path / "nowhere")
+    root = tmp_path / "bomb"
+    root.mkdir()
+    images = idx_bytes(2051, [10000, 28, 28], bytes(10000 * 784))
+    (root / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(images, compresslevel=1))
+    labels = zlib.compressobj(9, zlib.DEFLATED, 31)
+    (root / "t10k-labels-idx1-ubyte.gz").write_bytes(
+        labels.compress(idx_bytes(2049, [10000], b"")) + b"".join(labels.compress(bytes(1 << 20)) for _ in range(256))
+        + labels.flush())
+    errors = []
+
+    def load():
+        with pytest.raises(DatasetError) as info:
+            FashionMNIST(root, train=False)
+        errors.append(str(info.value))
+
+    peak = peak_memory(load)
+    assert "t10k-labels-idx1-ubyte.gz: file is truncated or has extra bytes" in errors[0]
+    assert peak < 64 << 20, f"{peak / 2**20:.0f} MiB to read a 10 KB file"

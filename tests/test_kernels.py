@@ -81,8 +81,8 @@ def reference_conv(case, dtype):
     the second oracle for both algorithms of the other backends (cached: do not modify)."""
     (x, w, b, gy), _, geometry = shared_conv_oracle(case, dtype)
     args = geometry + ("direct",)
-    return (reference.conv2d_forward(x, w, b, *args), reference.conv2d_forward(x, w, None, *args),
-            reference.conv2d_backward_input(gy, w, case.hw, *args),
+    return (reference.conv2d_forward(x, w, b, *args)[0], reference.conv2d_forward(x, w, None, *args)[0],
+            reference.conv2d_backward_input(gy, w, case.hw, *args)[0],
             reference.conv2d_backward_weight(gy, x, case.k, *args))
 
 
@@ -92,11 +92,26 @@ def test_conv2d_matches_torch_and_reference(be, case, algo, dtype):
     args = geometry + (algo,)
     x_d, w_d, b_d, gy_d = be.to_device(x, w, b, gy)
     m = be.module
-    got = (m.conv2d_forward(x_d, w_d, b_d, *args), m.conv2d_forward(x_d, w_d, None, *args),
-           m.conv2d_backward_input(gy_d, w_d, case.hw, *args), m.conv2d_backward_weight(gy_d, x_d, case.k, *args))
+    got = (m.conv2d_forward(x_d, w_d, b_d, *args)[0], m.conv2d_forward(x_d, w_d, None, *args)[0],
+           m.conv2d_backward_input(gy_d, w_d, case.hw, *args)[0], m.conv2d_backward_weight(gy_d, x_d, case.k, *args))
     expected = (ty, ty - torch.from_numpy(b)[None, :, None, None], tgx, tgw)
     for i, what in enumerate(("forward", "forward without bias", "grad input", "grad weight")):
         check(be, got[i], expected[i], lambda i=i: reference_conv(case, dtype)[i], dtype, what)
+
+
+FLIPPED_CASES = [case for case in CONV_CASES if pair(case.s, "s") == (1, 1)] + [
+    Conv(n=2, c=2, o=3, hw=(6, 5), k=(1, 3), p=(1, 2)),  # padding past the kernel: gy is cropped
+    Conv(n=1, c=3, o=2, hw=(5, 6), k=(2, 3), p=(2, 3), d=(1, 2)),
+]
+
+
+@pytest.mark.parametrize("case,dtype", grid(FLIPPED_CASES, DTYPES))
+def test_conv2d_backward_input_flipped_matches_torch(be, case, dtype):
+    """algo='flipped' (stride 1 only): the forward convolution of gy with the flipped kernel."""
+    (x, w, b, gy), (ty, tgx, tgw), geometry = shared_conv_oracle(case, dtype)
+    gy_d, w_d = be.to_device(gy, w)
+    gx, _ = be.module.conv2d_backward_input(gy_d, w_d, case.hw, *geometry, "flipped")
+    check(be, gx, tgx, lambda: reference_conv(case, dtype)[2], dtype, "grad input")
 
 
 @pytest.mark.parametrize("algo", ALGOS)
@@ -106,11 +121,11 @@ def test_a_forward_sees_its_input_changed_in_place(be, algo):
     (x, w, b, gy), _, geometry = conv_oracle(case, np.float64, seed=3)
     args = geometry + (algo,)
     x_d, w_d, b_d, gy_d = be.to_device(x.copy(), w, b, gy)
-    before = be.to_host(be.module.conv2d_forward(x_d, w_d, b_d, *args)).copy()
+    before = be.to_host(be.module.conv2d_forward(x_d, w_d, b_d, *args)[0]).copy()
     x_d += 1.0
     x = x + 1.0
-    after = be.module.conv2d_forward(x_d, w_d, b_d, *args)
-    assert_close(be, after, reference.conv2d_forward(x, w, b, *args), np.float64)
+    after = be.module.conv2d_forward(x_d, w_d, b_d, *args)[0]
+    assert_close(be, after, reference.conv2d_forward(x, w, b, *args)[0], np.float64)
     assert not np.allclose(before, be.to_host(after))
     assert_close(be, be.module.conv2d_backward_weight(gy_d, x_d, case.k, *args),
                  reference.conv2d_backward_weight(gy, x, case.k, *args), np.float64)
@@ -144,8 +159,8 @@ def test_im2col_in_workspace_sized_chunks_gives_the_same_results(be, dtype, limi
     m = be.module
 
     def run():
-        return [m.conv2d_forward(x_d, w_d, b_d, *args),
-                m.conv2d_backward_input(gy_d, w_d, CHUNK_CASE.hw, *args),
+        return [m.conv2d_forward(x_d, w_d, b_d, *args)[0],
+                m.conv2d_backward_input(gy_d, w_d, CHUNK_CASE.hw, *args)[0],
                 m.conv2d_backward_weight(gy_d, x_d, CHUNK_CASE.k, *args)]
 
     whole = [be.to_host(a).copy() for a in run()]
@@ -298,8 +313,8 @@ def test_conv2d_random_geometry(be, case, algo, dtype):
     (x, w, b, gy), (ty, tgx, tgw), geometry = conv_oracle(case, dtype, seed=7)
     args = geometry + (algo,)
     x_d, w_d, b_d, gy_d = be.to_device(x, w, b, gy)
-    assert_close(be, be.module.conv2d_forward(x_d, w_d, b_d, *args), ty, dtype, "forward")
-    assert_close(be, be.module.conv2d_backward_input(gy_d, w_d, case.hw, *args), tgx, dtype, "grad input")
+    assert_close(be, be.module.conv2d_forward(x_d, w_d, b_d, *args)[0], ty, dtype, "forward")
+    assert_close(be, be.module.conv2d_backward_input(gy_d, w_d, case.hw, *args)[0], tgx, dtype, "grad input")
     assert_close(be, be.module.conv2d_backward_weight(gy_d, x_d, case.k, *args), tgw, dtype, "grad weight")
 
 

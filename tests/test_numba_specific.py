@@ -1,9 +1,11 @@
-"""Properties of the numba backend alone: its thread count, its kept layout copies, its workspace.
+"""Properties of the numba backend alone: its thread count, its stateless conv kernels, its workspace.
 
 The kernels' values against torch and reference, for every backend, are in tests/test_kernels.py.
 """
 
 from __future__ import annotations
+
+import weakref
 
 import numpy as np
 import pytest
@@ -57,26 +59,73 @@ def test_activation_sizes_run_on_one_thread_and_on_all():
     assert small < numba_cpu.activation.SERIAL_BELOW <= large
 
 
+CONV_MODULES = [numba_cpu.conv, numba_cpu.conv_direct, numba_cpu.conv_im2col]
+FASTMATH_FLAGS = {"_FMA", "_DOT"}  # conv_direct's compile flags: numba's fastmath= takes only a set
+
+
+def _mutable_globals(module):
+    """Module-level containers or weak references: where a kernel could keep data between calls."""
+    kinds = (list, dict, set, bytearray, np.ndarray, weakref.ref, weakref.WeakValueDictionary,
+             weakref.WeakKeyDictionary)
+    return sorted(name for name, value in vars(module).items()
+                  if isinstance(value, kinds) and not name.startswith("__") and name not in FASTMATH_FLAGS)
+
+
+@pytest.mark.parametrize("module", CONV_MODULES, ids=lambda m: m.__name__)
+def test_conv_modules_keep_no_containers_between_calls(module):
+    assert _mutable_globals(module) == []
+
+
 @pytest.mark.parametrize("algo", ALGOS)
-def test_kept_layout_copies_give_the_same_results_as_fresh_ones(be, algo):
-    """direct keeps the forward's copy of x for backward-weight and backward-input's copy of gy
-    for backward-weight (keyed on the very array): results must not depend on it."""
+def test_two_forwards_on_recycled_arrays_each_see_their_own_values(algo):
+    """Same shapes, new values, possibly at a freed array's address: nothing from the first call
+    may leak into the second (the direct algorithm once kept copies keyed by array identity)."""
+    case = Conv(n=3, c=2, o=5, hw=(6, 7), k=(3, 2), p=1)
+    (x, w, b, gy), _, geometry = conv_oracle(case, np.float64, seed=2)
+    args = geometry + (algo,)
+    for trial in range(3):
+        x_t, w_t = x * (trial + 1), w[::-1].copy() * (trial + 1)  # the last ones are freed each time
+        y, saved = numba_cpu.conv2d_forward(x_t, w_t, b, *args)
+        np.testing.assert_allclose(y, reference.conv2d_forward(x_t, w_t, b, *args)[0], rtol=1e-12, atol=1e-12)
+        gx, saved = numba_cpu.conv2d_backward_input(gy, w_t, case.hw, *args, saved=saved)
+        np.testing.assert_allclose(gx, reference.conv2d_backward_input(gy, w_t, case.hw, *args)[0],
+                                   rtol=1e-12, atol=1e-12)
+        gw = numba_cpu.conv2d_backward_weight(gy, x_t, case.k, *args, saved=saved)
+        np.testing.assert_allclose(gw, reference.conv2d_backward_weight(gy, x_t, case.k, *args),
+                                   rtol=1e-10, atol=1e-12)
+        del x_t, w_t, y, gx, gw, saved
+    for module in CONV_MODULES:
+        assert _mutable_globals(module) == []
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_reused_layouts_give_the_same_results_as_fresh_ones(be, algo):
+    """backward-weight given forward's and backward-input's ``saved`` equals backward-weight alone;
+    a ``saved`` that the other algorithm made is ignored."""
     case = Conv(n=3, c=2, o=5, hw=(6, 7), k=(3, 2), p=1)
     (x, w, b, gy), (ty, tgx, tgw), geometry = conv_oracle(case, np.float64, seed=2)
     args = geometry + (algo,)
-    kept = [numba_cpu.conv2d_forward(x, w, b, *args),
-            numba_cpu.conv2d_backward_input(gy, w, case.hw, *args),
-            numba_cpu.conv2d_backward_weight(gy, x, case.k, *args)]
-    numba_cpu.clear_caches()
-    fresh = numba_cpu.conv2d_backward_weight(gy, x, case.k, *args)
-    np.testing.assert_array_equal(kept[2], fresh)
-    # a new array with other values at a recycled address must not hit a stale copy
-    other = np.ascontiguousarray(x[::-1])
-    del x
-    assert_close(be, numba_cpu.conv2d_backward_weight(gy, other, case.k, *args),
-                 reference.conv2d_backward_weight(gy, other, case.k, *args), np.float64)
-    for got, expected in zip(kept, (ty, tgx, tgw)):
+    y, saved = numba_cpu.conv2d_forward(x, w, b, *args)
+    assert (saved is not None) == (algo == "direct")
+    gx, saved = numba_cpu.conv2d_backward_input(gy, w, case.hw, *args, saved=saved)
+    reused = numba_cpu.conv2d_backward_weight(gy, x, case.k, *args, saved=saved)
+    np.testing.assert_array_equal(reused, numba_cpu.conv2d_backward_weight(gy, x, case.k, *args))
+    other = "im2col" if algo == "direct" else "direct"
+    _, saved_by_other = numba_cpu.conv2d_forward(x, w, b, *geometry, other)
+    _, saved_by_other = numba_cpu.conv2d_backward_input(gy, w, case.hw, *geometry, other, saved=saved_by_other)
+    np.testing.assert_array_equal(
+        numba_cpu.conv2d_backward_weight(gy, x, case.k, *args, saved=saved_by_other), reused)
+    for got, expected in zip((y, gx, reused), (ty, tgx, tgw)):
         assert_close(be, got, expected, np.float64)
+
+
+def test_flipped_needs_stride_one():
+    case = Conv(n=1, c=1, o=1, hw=(5, 5), k=(3, 3), s=2)
+    (x, w, b, gy), _, geometry = conv_oracle(case, np.float64)
+    with pytest.raises(ValueError, match=r"algo 'flipped' needs stride \(1, 1\), got stride=\(2, 2\)"):
+        numba_cpu.conv2d_backward_input(gy, w, case.hw, *geometry, "flipped")
+    with pytest.raises(ValueError, match="algo must be one of"):
+        numba_cpu.conv2d_backward_weight(gy, x, case.k, *geometry, "flipped")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -86,11 +135,52 @@ def test_im2col_workspace_peak_stays_within_the_budget(be, dtype):
     per_sample = CHUNK_SAMPLE_NUMBERS * np.dtype(dtype).itemsize
     with workspace_limit(2 * per_sample):  # chunks of 2+2+1 samples
         numba_cpu.reset_peak_workspace()
-        chunked = [numba_cpu.conv2d_forward(x, w, b, *args),
-                   numba_cpu.conv2d_backward_input(gy, w, CHUNK_CASE.hw, *args),
+        chunked = [numba_cpu.conv2d_forward(x, w, b, *args)[0],
+                   numba_cpu.conv2d_backward_input(gy, w, CHUNK_CASE.hw, *args)[0],
                    numba_cpu.conv2d_backward_weight(gy, x, CHUNK_CASE.k, *args)]
         peak = numba_cpu.peak_workspace_bytes()
     # the unfolded matrix of 2 samples, plus one chunk of the (O, n*OH*OW) gradient or output
     assert 2 * per_sample <= peak <= 2 * per_sample + 2 * 4 * 40 * np.dtype(dtype).itemsize, peak
     for got, expected, what in zip(chunked, (ty, tgx, tgw), ("forward", "grad input", "grad weight")):
         assert_close(be, got, expected, dtype, what=what)
+
+
+def test_conv2d_function_hands_the_forward_layouts_to_backward_weight(monkeypatch):
+    """F.conv2d on the numba backend: backward-weight gets the very copy of x its forward made,
+    and backward-input's copy of gy; the gradients equal torch's."""
+    import torch
+
+    import engine
+    from engine import backend as engine_backend
+
+    module = engine_backend.load("numba")
+    forward, backward_weight = module.conv2d_forward, module.conv2d_backward_weight
+    made, received = [], []
+
+    def recording_forward(*args):
+        y, saved = forward(*args)
+        made.append(saved)
+        return y, saved
+
+    def recording_backward_weight(*args, saved=None):
+        received.append(saved)
+        return backward_weight(*args, saved=saved)
+
+    monkeypatch.setattr(module, "conv2d_forward", recording_forward)
+    monkeypatch.setattr(module, "conv2d_backward_weight", recording_backward_weight)
+    previous = engine_backend.get_backend()
+    engine.set_backend("numba")
+    try:
+        rng = np.random.default_rng(5)
+        x_np, w_np = rng.standard_normal((3, 2, 7, 6)), rng.standard_normal((4, 2, 3, 3))
+        x, w = engine.tensor(x_np, requires_grad=True), engine.tensor(w_np, requires_grad=True)
+        # stride 2: backward-input gathers (and lays gy out for backward-weight)
+        engine.nn.functional.conv2d(x, w, stride=2, padding=1, algo="direct").sum().backward()
+    finally:
+        engine.set_backend(previous)
+    tx, tw = torch.tensor(x_np, requires_grad=True), torch.tensor(w_np, requires_grad=True)
+    torch.nn.functional.conv2d(tx, tw, stride=2, padding=1).sum().backward()
+    assert len(made) == len(received) == 1
+    assert received[0].x is made[0].x and received[0].gy is not None
+    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-10)

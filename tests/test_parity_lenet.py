@@ -11,7 +11,7 @@ from engine import backend as engine_backend
 from engine import optim
 from engine.data import FashionMNIST
 from engine.data import fashion_mnist as fm
-from engine.training.model import build_lenet
+from engine.models import lenet
 
 STEPS, BATCH, LR = 20, 256, 0.9  # the seed's batch size and learning rate
 LOSS_RTOL = 1e-4  # per-step relative difference of the mean loss
@@ -66,7 +66,7 @@ def device(request):
 def test_lenet_training_matches_torch(batches, device):
     torch.manual_seed(0)
     t_model = torch_lenet()
-    e_model = build_lenet()
+    e_model = lenet()
     e_model.load_state_dict({k: v.detach().numpy().copy() for k, v in t_model.state_dict().items()})
     e_model.to(device)
     t_opt = torch.optim.SGD(t_model.parameters(), lr=LR)

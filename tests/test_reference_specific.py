@@ -19,8 +19,8 @@ def test_im2col_chunks_are_workspace_sized_and_change_only_the_weight_sum(dtype,
     args = geometry + ("im2col",)
 
     def run():
-        return [reference.conv2d_forward(x, w, b, *args),
-                reference.conv2d_backward_input(gy, w, CHUNK_CASE.hw, *args),
+        return [reference.conv2d_forward(x, w, b, *args)[0],
+                reference.conv2d_backward_input(gy, w, CHUNK_CASE.hw, *args)[0],
                 reference.conv2d_backward_weight(gy, x, CHUNK_CASE.k, *args)]
 
     whole = run()

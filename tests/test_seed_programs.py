@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SEED_DIR = Path(os.environ.get("ENGINE_SEED_DIR", "/work/shared/seed"))
 REPO = Path(__file__).resolve().parents[1]
+# The seed lies in shared/ next to the checkout (CI clones beside a copy of shared/); ENGINE_SEED_DIR overrides.
+SEED_DIR = Path(os.environ.get("ENGINE_SEED_DIR") or REPO.parent / "shared" / "seed")
 needs_seed = pytest.mark.skipif(not SEED_DIR.is_dir(), reason=f"seed programs not found in {SEED_DIR}")
 
 ENGINE_IMPORTS = {
@@ -49,6 +50,20 @@ def run_as_main(source: str, name: str, extra_globals=None) -> str:
     with contextlib.redirect_stdout(buf):
         exec(compile(source, name, "exec"), namespace)
     return buf.getvalue()
+
+
+def test_the_seed_is_found_next_to_the_checkout_wherever_it_lies(tmp_path):
+    """A checkout in another folder finds the seed in its own ../shared/seed (not a path of one machine)."""
+    (tmp_path / "clone" / "tests").mkdir(parents=True)
+    (tmp_path / "shared" / "seed").mkdir(parents=True)
+    copy = tmp_path / "clone" / "tests" / "test_seed_programs.py"
+    copy.write_text(Path(__file__).read_text())
+    env = {k: v for k, v in os.environ.items() if k != "ENGINE_SEED_DIR"}
+    script = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location('copy', sys.argv[1]); "
+              "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); print(module.SEED_DIR)")
+    out = subprocess.run([sys.executable, "-c", script, str(copy)], env=env, capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert Path(out.strip()).resolve() == (tmp_path / "shared" / "seed").resolve()
 
 
 # --- edge detection ------------------------------------------------------------------------------

@@ -21,9 +21,9 @@ import pytest
 import engine
 from engine import nn
 from engine.data import fashion_mnist as fm
+from engine.models import lenet
 from engine.train_lenet import build_parser, main, resolve_config
 from engine.training.checkpoint import read_checkpoint
-from engine.training.model import build_lenet
 from engine.training.progress import Reporter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,7 +163,7 @@ def test_no_flags_is_the_seeds_configuration_for_10_epochs():
 
 def test_model_is_the_seeds_lenet_with_xavier_uniform_weights():
     engine.manual_seed(0)
-    model = build_lenet()
+    model = lenet()
     kinds = [type(m).__name__ for m in (model[i] for i in range(12))]
     assert kinds == ["Conv2d", "Sigmoid", "AvgPool2d", "Conv2d", "Sigmoid", "AvgPool2d", "Flatten",
                      "Linear", "Sigmoid", "Linear", "Sigmoid", "Linear"]
@@ -176,8 +176,20 @@ def test_model_is_the_seeds_lenet_with_xavier_uniform_weights():
         bound = np.sqrt(6 / (fan_in + fan_out))
         assert np.abs(w).max() <= bound and np.abs(w).max() > 0.9 * bound, name
         assert abs(w.std() - bound / np.sqrt(3)) < 0.15 * bound / np.sqrt(3), name
-    relu_max = build_lenet("relu", "max")
+    relu_max = lenet(activation="relu", pool="max")
     assert isinstance(relu_max[1], nn.ReLU) and isinstance(relu_max[2], nn.MaxPool2d)
+
+
+def test_lenet_factory_takes_the_number_of_classes_and_names_a_bad_argument():
+    model = lenet(num_classes=3, conv_algo="direct")
+    assert model(engine.zeros(2, 1, 28, 28)).shape == (2, 3)
+    assert model[0].algo == "direct" and model[3].algo == "direct"
+    for kwargs, message in [({"num_classes": 0}, "num_classes must be a positive int, got 0"),
+                            ({"activation": "tanh"}, "activation must be one of sigmoid, relu, got 'tanh'"),
+                            ({"pool": "min"}, "pool must be one of avg, max, got 'min'"),
+                            ({"conv_algo": "fft"}, "conv_algo must be one of auto, im2col, direct, got 'fft'")]:
+        with pytest.raises(ValueError, match=message):
+            lenet(**kwargs)
 
 
 # ------------------------------------------------------------------ a run and its outputs
@@ -344,7 +356,7 @@ def test_checkpoint_restores_optimizer_state(tmp_path, optimizer):
         opt.step()
 
     engine.manual_seed(1)
-    model = build_lenet()
+    model = lenet()
     opt = make_optimizer(optimizer, model.parameters(), DEFAULT_LR[optimizer])
     step(model, opt)
     step(model, opt)
@@ -353,7 +365,7 @@ def test_checkpoint_restores_optimizer_state(tmp_path, optimizer):
     assert len(state) == 10 and all(state.values()), "the optimizer's state was not saved"
 
     engine.manual_seed(2)
-    restored = build_lenet()
+    restored = lenet()
     restored_opt = make_optimizer(optimizer, restored.parameters(), 123.0)
     assert load_checkpoint(tmp_path / "c.npz", restored, restored_opt)["note"] == "test"
     assert restored_opt.param_groups[0]["lr"] == DEFAULT_LR[optimizer]
@@ -453,8 +465,8 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(one_epoch, tmp_path
 
 
 # ------------------------------------------------------------------ the real command line
-def run_module(cwd: Path, *argv: str):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def run_module(cwd: Path, *argv: str, env=None):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
     return subprocess.run([sys.executable, "-m", "engine.train_lenet", *argv], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
@@ -480,3 +492,445 @@ def test_cli_trains_quietly_without_importing_torch(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("done: 1 epochs in ") and "\x1b" not in result.stdout
     assert (tmp_path / "runs" / "exp1" / "kernels.png").is_file()
+
+
+# ------------------------------------------------------------------ issue 9: a CLI that never loses work
+def test_a_divergence_in_the_last_step_keeps_the_finite_checkpoint(one_epoch, tmp_path):
+    """lr 1e35: each step's loss is finite, but the epoch's last update makes the model's loss infinite (it used to
+    be saved, and the run exited 0 with an inf loss in its history); nothing is saved now."""
+    run_dir = copy_run(one_epoch, tmp_path)
+    checkpoint = run_dir / "checkpoint.npz"
+    before = checkpoint.read_bytes()
+    code, out, err = run_cli(tmp_path, "--resume", str(checkpoint), "--epochs", "3", "--lr", "1e35")
+    assert code == 3, err
+    assert "training diverged: the training-set loss became inf at epoch 2, the end of the epoch" in err
+    assert f"The last good checkpoint, {checkpoint}, is kept" in err
+    assert checkpoint.read_bytes() == before
+    ckpt = read_checkpoint(checkpoint)
+    assert all(np.isfinite(v).all() for v in ckpt["model"].values())
+    assert [row["epoch"] for row in ckpt["meta"]["history"]] == [1]
+
+
+def test_save_checkpoint_refuses_a_non_finite_state(tmp_path):
+    from engine.train_lenet import make_optimizer
+    from engine.training.checkpoint import NonFiniteState, save_checkpoint
+
+    model = lenet()
+    optimizer = make_optimizer("sgd", model.parameters(), 0.1)
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, model, optimizer, {})
+    before = path.read_bytes()
+    with engine.no_grad():
+        model[0].weight[0, 0, 0, 0] = float("nan")
+    with pytest.raises(NonFiniteState, match="model/0.weight"):
+        save_checkpoint(path, model, optimizer, {})
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]
+
+
+def test_an_explicit_data_dir_is_used_alone(tmp_path):
+    """$FASHION_MNIST_DIR holds the data (the module fixture), yet an explicit --data-dir never falls back to it."""
+    code, out, err = run_cli(tmp_path, *SMALL, "--data-dir", "nowhere")
+    assert code == 1 and "Traceback" not in err
+    assert err.startswith("error: FashionMNIST test files not found in nowhere (does not exist): missing "
+                          "t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]")
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz"):
+        shutil.copy(FOUND[0].parent / name, partial / name)
+    code, out, err = run_cli(tmp_path, *SMALL, "--data-dir", "partial")
+    assert code == 1 and "FashionMNIST train files not found in partial: missing train-labels-idx1-ubyte[.gz]" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_config_records_the_file_read_for_each_split(baseline):
+    files = json.loads((baseline["run_dir"] / "config.json").read_text())["data_files"]
+    source = FOUND[0].parent.resolve()
+    assert files == {split: {"images": str(source / (fm.SPLITS[split][0] + ".gz")),
+                             "labels": str(source / (fm.SPLITS[split][1] + ".gz"))} for split in ("train", "test")}
+
+
+KILL_AFTER_FIRST_CHECKPOINT = """
+import os, signal, sys
+import engine.train_lenet as cli
+import engine.training.loop as loop
+
+save = loop.save_checkpoint
+
+def save_then_die(path, model, optimizer, meta):
+    save(path, model, optimizer, meta)
+    if meta["epoch"] == 1 and meta["step"] == 0:
+        os.kill(os.getpid(), signal.SIGKILL)  # the epoch's checkpoint is on disk: nothing else may be missing
+
+loop.save_checkpoint = save_then_die
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_kill_9_after_a_checkpoint_then_resume_latest_loses_no_tensorboard_point(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    killed = subprocess.run([sys.executable, "-c", KILL_AFTER_FIRST_CHECKPOINT, *SMALL, "--epochs", "1", "--quiet"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    run_dir = tmp_path / "runs" / "exp1"
+    assert [s for s, _ in read_scalars(run_dir)["metrics/test_acc"]] == [1]
+    code, out, err = run_cli(tmp_path, "--resume", "latest", "--epochs", "2", "--quiet")
+    assert code == 0, err
+    scalars = read_scalars(run_dir)
+    history = read_checkpoint(run_dir / "checkpoint.npz")["meta"]["history"]
+    assert [s for s, _ in scalars["metrics/test_acc"]] == [1, 2]
+    np.testing.assert_allclose([v for _, v in scalars["metrics/test_acc"]], [r["test_acc"] for r in history],
+                               rtol=1e-6)
+
+
+def one_line_error(err: str, start: str = "error: ") -> None:
+    assert err.startswith(start) and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+# (No id says "cupy": the emulator run selects `-k cupy` and expects none of it to skip, while these skip on a GPU.)
+@pytest.mark.parametrize("case", ["checkpoint is a directory", "logdir is a file", "num-threads 1000",
+                                  "unknown backend", "GPU backend without a GPU"])
+def test_bad_arguments_are_one_line_and_exit_2_before_any_work(tmp_path, monkeypatch, case):
+    argv = list(SMALL)
+    if case == "checkpoint is a directory":
+        (tmp_path / "ckpts").mkdir()
+        argv += ["--checkpoint", "ckpts"]
+        expected = "error: --checkpoint ckpts: is a directory, expected a file name"
+    elif case == "logdir is a file":
+        (tmp_path / "logs").write_text("not a directory")
+        argv += ["--logdir", "logs"]
+        expected = "error: --logdir logs: is a file, expected a directory"
+    elif case == "num-threads 1000":
+        argv += ["--num-threads", "1000"]
+        expected = "error: --num-threads 1000: "
+    else:
+        name = "bogus" if case == "unknown backend" else "cupy"
+        if name == "cupy" and engine.cuda.is_available():
+            pytest.skip("a GPU is usable here: ENGINE_BACKEND=cupy is valid")
+        monkeypatch.setenv("ENGINE_BACKEND", name)
+        expected = f"error: ENGINE_BACKEND={name!r}: expected one of reference, numba, cupy" if name == "bogus" \
+            else "error: ENGINE_BACKEND=cupy: backend 'cupy' is not available"
+    code, out, err = run_cli(tmp_path, *argv)
+    assert code == 2 and err.startswith(expected), err
+    one_line_error(err)
+    assert not (tmp_path / "runs").exists() and out == ""
+
+
+def engine_imports_with(name: str) -> bool:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), ENGINE_BACKEND=name)
+    return subprocess.run([sys.executable, "-c", "import engine"], env=env, capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize("name", ["bogus", "cupy"], ids=["unknown backend", "GPU backend without a GPU"])
+def test_engine_backend_at_import_is_one_line_from_the_real_command(tmp_path, name):
+    if name == "cupy" and engine.cuda.is_available():
+        pytest.skip("a GPU is usable here: ENGINE_BACKEND=cupy is valid")
+    if not engine_imports_with(name):
+        pytest.skip(f"`import engine` raises for ENGINE_BACKEND={name} (engine/backend.py applies it at import), "
+                    "so `python -m engine.train_lenet` fails before its code runs; the in-process test covers the "
+                    "CLI's check")
+    result = run_module(tmp_path, *SMALL, env={"ENGINE_BACKEND": name})
+    assert result.returncode == 2, result.stderr
+    one_line_error(result.stderr, "error: ENGINE_BACKEND=")
+    assert name in result.stderr.split(":")[1]
+
+
+@pytest.mark.parametrize("flag", ["--logdir", "--checkpoint"])
+def test_an_unwritable_output_is_one_line_exit_1_before_training(tmp_path, flag):
+    """/sys refuses new files even to root (the tests may run as root, where chmod does not stop writes)."""
+    argv = [*SMALL, flag, "/sys/runs" if flag == "--logdir" else "/sys/checkpoint.npz"]
+    code, out, err = run_cli(tmp_path, *argv)
+    assert code == 1 and err.startswith("error: /sys"), err
+    one_line_error(err)
+    assert "epoch 1/" not in out
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories: see the /sys case above")
+def test_a_read_only_run_directory_is_one_line_exit_1(one_epoch, tmp_path):
+    run_dir = copy_run(one_epoch, tmp_path)
+    run_dir.chmod(0o555)
+    try:
+        code, out, err = run_cli(tmp_path, "--resume", str(run_dir / "checkpoint.npz"), "--epochs", "2")
+    finally:
+        run_dir.chmod(0o755)
+    assert code == 1 and str(run_dir) in err
+    one_line_error(err)
+
+
+def test_a_full_disk_names_the_file_and_keeps_the_old_checkpoint(one_epoch, tmp_path, monkeypatch):
+    import errno
+
+    from engine.training import checkpoint as checkpoint_module
+
+    def savez_on_a_full_disk(f, **arrays):
+        f.write(b"PK\x03\x04 the first bytes")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    run_dir = copy_run(one_epoch, tmp_path)
+    checkpoint = run_dir / "checkpoint.npz"
+    before = checkpoint.read_bytes()
+    monkeypatch.setattr(checkpoint_module.np, "savez", savez_on_a_full_disk)
+    code, out, err = run_cli(tmp_path, "--resume", str(checkpoint), "--epochs", "2")
+    monkeypatch.undo()
+    assert code == 1
+    one_line_error(err, f"error: {checkpoint}: No space left on device")
+    assert checkpoint.read_bytes() == before
+    assert not list(run_dir.glob(".*.tmp"))
+
+
+def rewrite_checkpoint(source: Path, target: Path, meta=None, arrays=None) -> Path:
+    """A copy of ``source`` whose meta goes through ``meta(dict) -> JSON-able`` and arrays through ``arrays(dict)``."""
+    with np.load(source) as archive:
+        entries = {name: archive[name] for name in archive.files}
+    document = json.loads(str(entries["meta"]))
+    if meta is not None:
+        document = meta(document)
+    entries["meta"] = np.array(json.dumps(document))
+    if arrays is not None:
+        arrays(entries)
+    np.savez(target, **entries)
+    return target
+
+
+def drop(key, where=lambda m: m):
+    def change(meta):
+        del where(meta)[key]
+        return meta
+    return change
+
+
+def put(key, value, where=lambda m: m):
+    def change(meta):
+        where(meta)[key] = value
+        return meta
+    return change
+
+
+DAMAGED_META = {
+    "meta is a list": lambda m: [m],
+    "no epoch": drop("epoch"),
+    "epoch is a string": put("epoch", "1"),
+    "negative step": put("step", -1),
+    "partial_seconds is null": put("partial_seconds", None),
+    "history is a dict": put("history", {}),
+    "history row lacks test_acc": lambda m: (m["history"][0].pop("test_acc"), m)[1],
+    "history longer than epochs": lambda m: (m["history"].append(m["history"][0]), m)[1],
+    "no config": drop("config"),
+    "config lacks batch_size": drop("batch_size", lambda m: m["config"]),
+    "batch_size is a string": put("batch_size", "64", lambda m: m["config"]),
+    "activation unknown": put("activation", "tanh", lambda m: m["config"]),
+    "lr is negative": put("lr", -1, lambda m: m["config"]),
+    "no param groups": drop("optim_param_groups"),
+    "param group lr is a string": lambda m: (m["optim_param_groups"][0].update(lr="0.9"), m)[1],
+    "optim scalars not an object": put("optim_scalars", [1]),
+    "format 2": put("format", 2),
+}
+
+
+@pytest.mark.parametrize("eval_only", [False, True], ids=["resume", "eval-only"])
+@pytest.mark.parametrize("case", sorted(DAMAGED_META))
+def test_a_damaged_checkpoint_metadata_is_one_line_exit_1(one_epoch, tmp_path, case, eval_only):
+    damaged = rewrite_checkpoint(one_epoch / "checkpoint.npz", tmp_path / "damaged.npz", meta=DAMAGED_META[case])
+    argv = ["--resume", "damaged.npz", "--epochs", "2"] + (["--eval-only", "--limit-test", "100"] if eval_only else [])
+    code, out, err = run_cli(tmp_path, *argv)
+    assert code == 1, (case, err)
+    one_line_error(err, f"error: {damaged.name}: ")
+    assert not (tmp_path / "runs").exists()
+
+
+DAMAGED_ARRAYS = {
+    "momentum buffer of the wrong shape": ("optim/0/momentum_buffer", lambda a: a[:3], "has shape (3, 1, 5, 5)"),
+    "weight of the wrong shape": ("model/0.weight", lambda a: a[:3], "does not fit"),
+    "no RNG state": ("rng/engine", None, "lacks the RNG state"),
+    "RNG state not JSON": ("rng/engine", lambda a: np.zeros(8, np.uint8), "does not fit"),
+    "buffer of an unknown parameter": ("optim/99/momentum_buffer", lambda a: np.zeros(3, np.float32),
+                                       "the optimizer has 10 parameters"),
+}
+
+
+@pytest.fixture(scope="module")
+def momentum_epoch(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("momentum")
+    code, _, err = run_cli(cwd, *SMALL, "--epochs", "1", "--optimizer", "momentum", "--quiet")
+    assert code == 0, err
+    return cwd / "runs" / "exp1" / "checkpoint.npz"
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED_ARRAYS))
+def test_damaged_checkpoint_arrays_are_one_line_exit_1(momentum_epoch, tmp_path, case):
+    name, change, message = DAMAGED_ARRAYS[case]
+
+    def arrays(entries):
+        if change is None:
+            del entries[name]
+        else:
+            entries[name] = change(entries.get(name, entries["optim/0/momentum_buffer"]))
+
+    rewrite_checkpoint(momentum_epoch, tmp_path / "damaged.npz", arrays=arrays)
+    code, out, err = run_cli(tmp_path, "--resume", "damaged.npz", "--epochs", "2")
+    assert code == 1 and message in err, err
+    one_line_error(err, "error: damaged.npz: ")
+    if name.startswith("model/"):
+        code, out, err = run_cli(tmp_path, "--resume", "damaged.npz", "--eval-only", "--limit-test", "100")
+        assert code == 1 and message in err, err
+        one_line_error(err, "error: damaged.npz: ")
+
+
+def test_an_object_array_checkpoint_gets_no_allow_pickle_advice(one_epoch, tmp_path):
+    rewrite_checkpoint(one_epoch / "checkpoint.npz", tmp_path / "pickled.npz",
+                       arrays=lambda e: e.update({"model/0.bias": np.array([{"x": 1}] * 6, dtype=object)}))
+    code, out, err = run_cli(tmp_path, "--resume", "pickled.npz", "--epochs", "2")
+    assert code == 1 and "holds Python objects" in err and "allow_pickle" not in err, err
+    one_line_error(err)
+
+
+def test_checkpoint_reading_inflates_only_the_expected_entries(one_epoch, tmp_path):
+    """A crafted 40 KiB archive with a 64 MiB deflated extra entry, and an entry whose header claims a huge
+    array: the first is never inflated, the second is refused before its data is read."""
+    import tracemalloc
+    import zipfile
+
+    from engine.training.checkpoint import CheckpointError
+
+    path = shutil.copy(one_epoch / "checkpoint.npz", tmp_path / "extra.npz")
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("junk.npy", "w", force_zip64=True) as f:
+            for _ in range(64):
+                f.write(bytes(1 << 20))
+    assert Path(path).stat().st_size < 1 << 20
+    tracemalloc.start()
+    ckpt = read_checkpoint(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert "junk" not in str(list(ckpt["model"])) and peak < 8 << 20, peak
+
+    header = np.lib.format
+    bogus = tmp_path / "claims.npz"
+    shutil.copy(one_epoch / "checkpoint.npz", bogus)
+    with zipfile.ZipFile(bogus, "a") as archive:
+        with archive.open("model/huge.npy", "w") as f:
+            header.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (1 << 30,)})
+            f.write(bytes(16))
+    with pytest.raises(CheckpointError, match="announces 4294967296 bytes of data, the entry has 16"):
+        read_checkpoint(bogus)
+
+
+def test_stale_temporaries_of_a_killed_save_are_removed(one_epoch, tmp_path):
+    run_dir = copy_run(one_epoch, tmp_path)
+    stale = [run_dir / ".checkpoint.npz.x1y2z3.tmp", run_dir / ".metrics.csv.abc.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a checkpoint")
+    keep = run_dir / ".notes.txt.tmp"  # not a temporary of this run's files
+    keep.write_bytes(b"someone else's")
+    code, out, err = run_cli(tmp_path, "--resume", str(run_dir / "checkpoint.npz"), "--epochs", "2", "--quiet")
+    assert code == 0, err
+    assert not any(p.exists() for p in stale) and keep.exists()
+
+
+# ------------------------------------------------------------------ issue 8 item 8: how often the loop reads the loss
+def toy_trainer(loss_read_every: int, lr: float = 0.1):
+    from engine.data import DataLoader
+    from engine.train_lenet import make_optimizer
+    from engine.training.loop import Trainer
+
+    rng = np.random.default_rng(0)
+    data = (rng.random((40, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 40))
+    engine.manual_seed(0)
+    model = lenet()
+    loader = DataLoader(data, 8, shuffle=True, seed=0)  # 5 steps
+    evaluation = DataLoader(data, 40)
+    return Trainer(model, make_optimizer("sgd", model.parameters(), lr), loader, lambda: evaluation.batches(0),
+                   lambda: evaluation.batches(0), num_classes=10, reporter=Reporter(1, 5, quiet=True),
+                   checkpoint_path=None, meta={}, loss_read_every=loss_read_every)
+
+
+def test_the_loop_reads_the_running_loss_every_loss_read_every_steps(monkeypatch):
+    reads = []
+    item = engine.Tensor.item
+
+    def counted(self):
+        reads.append(self.shape)
+        return item(self)
+
+    monkeypatch.setattr(engine.Tensor, "item", counted)
+    toy_trainer(loss_read_every=3).run(1)
+    assert len(reads) == 2 + 2  # after steps 3 and 5 (the epoch's last), then one per evaluation pass
+    reads.clear()
+    toy_trainer(loss_read_every=1).run(1)
+    assert len(reads) == 5 + 2
+
+
+def test_a_divergence_between_two_reads_names_the_window():
+    from engine.training.loop import Diverged
+
+    with pytest.raises(Diverged, match=r"the training loss became (nan|inf) at epoch 1, a step up to [35]"):
+        with np.errstate(all="ignore"):
+            toy_trainer(loss_read_every=3, lr=1e38).run(1)
+
+
+# ------------------------------------------------------------------ issue 8 item 10 / issue 12 item 1: the cli extra
+def run_without(packages, code: str, cwd: Path, *argv: str):
+    """``python -c code argv`` with ``packages`` unimportable (a None entry in sys.modules), as if not installed."""
+    hide = "import sys\n" + "".join(f"sys.modules[{name!r}] = None\n" for name in packages)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-c", hide + code, *argv], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+CLI_EXTRA = ("rich", "tensorboardX", "matplotlib")
+
+
+def test_the_library_needs_none_of_the_cli_extra(tmp_path):
+    code = ("import engine, engine.data, engine.models, engine.training.checkpoint\n"
+            "from engine.nn import functional as F\n"
+            "x = engine.randn(2, 1, 28, 28)\n"
+            "assert engine.models.lenet()(x).shape == (2, 10)\n"
+            f"assert not [m for m in {CLI_EXTRA!r} if sys.modules.get(m) is not None]\n"
+            "print('ok')")
+    result = run_without(CLI_EXTRA, code, tmp_path)
+    assert result.returncode == 0 and result.stdout == "ok\n", result.stderr
+
+
+@pytest.mark.parametrize("missing", ["rich", "matplotlib"])
+def test_the_cli_without_a_required_package_names_the_extra(tmp_path, missing):
+    result = run_without([missing], "import engine.train_lenet as cli; sys.exit(cli.main(sys.argv[1:]))", tmp_path,
+                         *SMALL, "--epochs", "1")
+    assert result.returncode == 1
+    one_line_error(result.stderr, f"error: the training CLI needs {missing} (not installed); install the 'cli' extra: "
+                                  "pip install 'convengine[cli]'")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_without_tensorboardx_training_warns_once_and_writes_everything_else(tmp_path):
+    result = run_without(["tensorboardX"], "import engine.train_lenet as cli; sys.exit(cli.main(sys.argv[1:]))",
+                         tmp_path, *SMALL, "--epochs", "2", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("warning: tensorboardX is not installed, so no TensorBoard events are written")
+    assert result.stderr.count("\n") == 1 and "convengine[cli]" in result.stderr
+    run_dir = tmp_path / "runs" / "exp1"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.npz", "config.json", "confusion_matrix.png",
+                                                         "curves.png", "kernels.png", "metrics.csv"]
+    assert len((run_dir / "metrics.csv").read_text().splitlines()) == 3
+
+
+def test_the_cli_packages_are_an_extra_that_install_sh_installs():
+    import configparser
+
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    requires = setup["options"]["install_requires"].split()
+    extras = {name: value.split() for name, value in setup["options.extras_require"].items()}
+    assert not [r for r in requires if r.split(">")[0].split("=")[0] in CLI_EXTRA], requires
+    assert sorted(r.split(">")[0] for r in extras["cli"]) == sorted(CLI_EXTRA)
+    install = (ROOT / "scripts" / "install.sh").read_text()
+    assert "-e '.[cli,test]'" in install and "-e '.[cli]'" in install
+
+
+# ------------------------------------------------------------------ issue 11: install.sh warms Numba's cache
+def test_the_warm_up_of_install_sh_runs_a_training_step_without_data(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), FASHION_MNIST_DIR=str(tmp_path / "no-data"))
+    result = subprocess.run([sys.executable, "-m", "engine.training.warmup"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("compiled the training kernels into Numba's cache (")
+    assert list(tmp_path.iterdir()) == []  # it writes nothing but the cache
+    assert "python -m engine.training.warmup" in (ROOT / "scripts" / "install.sh").read_text()

@@ -60,15 +60,15 @@ class DatasetError(RuntimeError):
 
 # ----------------------------------------------------------------------------- locating files
 def candidate_dirs(root: Optional[os.PathLike] = None) -> List[Path]:
-    """Where the files are looked for, in order: ``root``, ``$FASHION_MNIST_DIR``,
-    ``./data/FashionMNIST``, ``/usr/share/datasets/fashion-mnist``."""
-    dirs = []
+    """Where the files are looked for: ``root`` alone when given (an explicit directory never falls
+    back to another), else in order ``$FASHION_MNIST_DIR``, ``./data/FashionMNIST``,
+    ``/usr/share/datasets/fashion-mnist``."""
     if root is not None:
-        dirs.append(Path(root))
+        return [Path(root)]
+    dirs = []
     if os.environ.get(ENV_VAR):
         dirs.append(Path(os.environ[ENV_VAR]))
-    dirs += [LOCAL_DIR, SYSTEM_DIR]
-    return dirs
+    return dirs + [LOCAL_DIR, SYSTEM_DIR]
 
 
 def _find_file(directory: Path, name: str) -> Optional[Path]:
@@ -88,13 +88,31 @@ def find_split(split: str, root: Optional[os.PathLike] = None) -> Optional[Tuple
     return None
 
 
+def split_sizes(split: str) -> Tuple[int, int]:
+    """The decompressed sizes in bytes of the (images, labels) files of ``split``."""
+    count = SPLITS[split][2]
+    return 16 + count * IMAGE_HW[0] * IMAGE_HW[1], 8 + count
+
+
+def _not_found(split: str, root: Optional[os.PathLike]) -> DatasetError:
+    images_name, labels_name, _ = SPLITS[split]
+    if root is not None:
+        missing = [n + "[.gz]" for n in (images_name, labels_name) if _find_file(Path(root), n) is None]
+        where = f"{root} (does not exist)" if not Path(root).is_dir() else str(root)
+        return DatasetError(f"FashionMNIST {split} files not found in {where}: missing {', '.join(missing)} "
+                            f"(an explicit directory is used alone). {FIXES}")
+    searched = ", ".join(str(d) for d in candidate_dirs(root))
+    return DatasetError(f"FashionMNIST {split} files ({images_name}[.gz], {labels_name}[.gz]) not found; "
+                        f"searched: {searched}. {FIXES}")
+
+
 # ----------------------------------------------------------------------------- reading IDX files
-def _read_bytes(path: Path, nbytes: Optional[int]) -> bytes:
-    """The first ``nbytes`` decompressed bytes of ``path`` (all when None)."""
+def _read_bytes(path: Path, nbytes: int) -> bytes:
+    """At most the first ``nbytes`` decompressed bytes of ``path``."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            return f.read() if nbytes is None else f.read(nbytes)
+            return f.read(nbytes)
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise DatasetError(f"{path}: cannot be read, the file is truncated or corrupt ({exc}). {FIXES}") from exc
 
@@ -111,7 +129,8 @@ def read_idx(path: os.PathLike, magic: int, count: int, item_shape: Tuple[int, .
     header_size = 4 * (1 + ndim)
     n = count if limit is None else min(count, limit)
     item_size = int(np.prod(item_shape, dtype=np.int64))
-    raw = _read_bytes(path, None if limit is None else header_size + n * item_size)
+    # Never more than the file's known size (+1 byte to see extra data): a gzip bomb stops there.
+    raw = _read_bytes(path, header_size + (count * item_size + 1 if limit is None else n * item_size))
     if len(raw) < header_size:
         raise DatasetError(f"{path}: file is truncated ({len(raw)} bytes, shorter than its header). {FIXES}")
     header = np.frombuffer(raw, dtype=">u4", count=1 + ndim)
@@ -131,16 +150,12 @@ def read_idx(path: os.PathLike, magic: int, count: int, item_shape: Tuple[int, .
 
 
 def load_split(split: str, root: Optional[os.PathLike] = None,
-               limit: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray, Path]:
+               limit: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray, Tuple[Path, Path]]:
     """Read ``split`` ('train' or 'test'): images float32 (N, 1, 28, 28) in [0, 1], labels int64 (N,),
-    and the directory they came from."""
+    and the (images, labels) files they came from."""
     found = find_split(split, root)
     if found is None:
-        searched = ", ".join(str(d) for d in candidate_dirs(root))
-        images_name, labels_name, _ = SPLITS[split]
-        raise DatasetError(
-            f"FashionMNIST {split} files ({images_name}[.gz], {labels_name}[.gz]) not found; "
-            f"searched: {searched}. {FIXES}")
+        raise _not_found(split, root)
     images_path, labels_path = found
     _, _, count = SPLITS[split]
     images = read_idx(images_path, IMAGES_MAGIC, count, IMAGE_HW, limit)
@@ -149,14 +164,20 @@ def load_split(split: str, root: Optional[os.PathLike] = None,
         raise DatasetError(f"{labels_path}: label {int(labels.max())} out of range 0..{len(CLASSES) - 1}. {FIXES}")
     # One vectorised conversion: uint8 -> float32 in [0, 1] (what ToTensor() does).
     images = (images.astype(np.float32) / np.float32(255.0)).reshape(-1, 1, *IMAGE_HW)
-    return images, labels.astype(np.int64), images_path.parent
+    return images, labels.astype(np.int64), (images_path, labels_path)
 
 
 # ----------------------------------------------------------------------------- download
-def fetch_url(url: str, timeout: float = 60.0) -> bytes:
-    """Download ``url`` and return its bytes (the one function that touches the network)."""
+DOWNLOAD_MAX_BYTES = 64 << 20  # the largest file, train images, is 26 MiB compressed
+
+
+def fetch_url(url: str, timeout: float = 60.0, max_bytes: int = DOWNLOAD_MAX_BYTES) -> bytes:
+    """Download ``url`` and return its bytes (the one function that touches the network); at most ``max_bytes``."""
     with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (fixed https/http mirror)
-        return response.read()
+        data = response.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(f"the response is larger than {max_bytes} bytes")
+    return data
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -164,11 +185,28 @@ def _atomic_write(path: Path, data: bytes) -> None:
         f.write(data)
 
 
+def gunzip_at_most(payload: bytes, limit: int) -> bytes:
+    """The decompressed gzip ``payload`` (all its members); ValueError once it passes ``limit`` bytes,
+    before more is inflated (a small 'gzip bomb' never costs more than ``limit``)."""
+    out, rest = bytearray(), payload
+    while rest:
+        inflater = zlib.decompressobj(wbits=31)  # 31: gzip framing
+        out += inflater.decompress(rest, limit + 1 - len(out))
+        if len(out) > limit:
+            raise ValueError(f"it decompresses to more than {limit} bytes, the file's known size")
+        if not inflater.eof:
+            raise EOFError("compressed file ended before the end-of-stream marker was reached")
+        rest = inflater.unused_data
+    return bytes(out)
+
+
 def _verify(name: str, url: str, payload: bytes) -> None:
     """Check the decompressed ``payload`` of file ``name`` against its pinned SHA-256."""
+    split = next(s for s, files in SPLITS.items() if name in files)
+    size = dict(zip(SPLITS[split][:2], split_sizes(split)))[name]
     try:
-        contents = gzip.decompress(payload)
-    except (OSError, EOFError, zlib.error) as exc:
+        contents = gunzip_at_most(payload, size)
+    except (ValueError, EOFError, zlib.error) as exc:
         raise DatasetError(f"{url}: downloaded file is not valid gzip ({exc}); nothing was written. {FIXES}") from exc
     digest = hashlib.sha256(contents).hexdigest()
     if digest != SHA256[name]:
@@ -217,8 +255,8 @@ class FashionMNIST:
     """The FashionMNIST train (60,000) or test (10,000) split, held in memory as numpy arrays.
 
     Args:
-        root: directory with the IDX files; searched first, before ``$FASHION_MNIST_DIR``,
-            ``./data/FashionMNIST`` and ``/usr/share/datasets/fashion-mnist``.
+        root: directory with the IDX files, used alone; when None, the first of ``$FASHION_MNIST_DIR``,
+            ``./data/FashionMNIST`` and ``/usr/share/datasets/fashion-mnist`` that holds them.
         train: the training split when True, else the test split.
         download: when no directory holds the files, download them into ``root``
             (or ``./data/FashionMNIST``) from the official mirror.
@@ -226,6 +264,7 @@ class FashionMNIST:
 
     Attributes:
         data: float32 ``(N, 1, 28, 28)`` in [0, 1]. targets: int64 ``(N,)``. classes: the ten names.
+        files: the (images, labels) paths read. root: their directory.
 
     Example::
 
@@ -244,7 +283,8 @@ class FashionMNIST:
         split = "train" if train else "test"
         if download and find_split(split, root) is None:
             download_files(LOCAL_DIR if root is None else root, splits=(split,))
-        self.data, self.targets, self.root = load_split(split, root, limit)
+        self.data, self.targets, self.files = load_split(split, root, limit)
+        self.root = self.files[0].parent
 
     def __len__(self) -> int:
         return len(self.targets)

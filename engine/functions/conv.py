@@ -9,28 +9,35 @@ from kernels.shapes import conv2d_out_hw, pair
 
 
 class Conv2d(Function):
-    """y (N,O,OH,OW) = conv(x (N,C,H,W), w (O,C,KH,KW)) + b (O,)."""
+    """y (N,O,OH,OW) = conv(x (N,C,H,W), w (O,C,KH,KW)) + b (O,).
+
+    The forward kernel also returns ``saved``, whatever of its work the backward kernels can reuse
+    (e.g. a copy of x in another layout; opaque here, None when nothing). It is saved with x and w;
+    backward-input returns it again, possibly with gy's layout added, for backward-weight.
+    """
 
     def forward(self, x, w, b, stride, padding, dilation, algo):
         x, w, b = contiguous(x), contiguous(w), contiguous(b)
         self.geometry = (stride, padding, dilation)
         self.algo = algo
         self.input_hw, self.kernel_hw = x.shape[2:], w.shape[2:]
-        self.save_for_backward(x if self.needs_input_grad[1] else None,
-                               w if self.needs_input_grad[0] else None)
-        return run_conv_kernel(backend_for(x), "conv2d_forward", algo, x, w, b, *self.geometry)
+        y, saved = run_conv_kernel(backend_for(x), "conv2d_forward", algo, x, w, b, *self.geometry)
+        weight_grad = self.needs_input_grad[1]
+        self.save_for_backward(x if weight_grad else None, w if self.needs_input_grad[0] else None,
+                               saved if weight_grad else None)
+        return y
 
     def backward(self, gy):
-        x, w = self.saved_tensors
+        x, w, saved = self.saved_tensors
         gy = contiguous(gy)
         backend = backend_for(gy)
         gx = gw = gb = None
         if self.needs_input_grad[0]:
-            gx = run_conv_kernel(backend, "conv2d_backward_input", self.algo,
-                                 gy, w, self.input_hw, *self.geometry)
+            gx, saved = run_conv_kernel(backend, "conv2d_backward_input", self.algo,
+                                        gy, w, self.input_hw, *self.geometry, saved=saved)
         if self.needs_input_grad[1]:
             gw = run_conv_kernel(backend, "conv2d_backward_weight", self.algo,
-                                 gy, x, self.kernel_hw, *self.geometry)
+                                 gy, x, self.kernel_hw, *self.geometry, saved=saved)
         if self.needs_input_grad[2]:
             gb = gy.sum(axis=(0, 2, 3))
         return gx, gw, gb

@@ -17,16 +17,20 @@ import numpy as np
 
 import engine
 from engine import nn
-from engine.training.checkpoint import save_checkpoint
+from engine.training.checkpoint import NonFiniteState, is_finite_number, is_int, save_checkpoint
+from engine.training.runlog import COLUMNS
 
 
 class Diverged(RuntimeError):
-    """The training loss became NaN or infinite."""
+    """The training loss, an evaluation loss or the parameters became NaN or infinite.
 
-    def __init__(self, epoch: int, step: int, loss: float, exact: bool):
-        self.epoch, self.step, self.loss, self.exact = epoch, step, loss, exact
-        where = f"step {step}" if exact else f"a step up to {step}"
-        super().__init__(f"the training loss became {loss} at epoch {epoch}, {where}")
+    ``what`` says which (``"the training loss became nan"``); ``where`` the position
+    (``"step 3"``, ``"a step up to 50"``, ``"the end of the epoch"``).
+    """
+
+    def __init__(self, epoch: int, what: str, where: str):
+        self.epoch = epoch
+        super().__init__(f"{what} at epoch {epoch}, {where}")
 
 
 class Interrupted(RuntimeError):
@@ -94,14 +98,15 @@ def evaluate(model, batches, num_classes: int, stop: Optional[StopFlag] = None):
 class Trainer:
     """Runs epochs of training on ``train_loader`` with per-epoch evaluation.
 
-    ``history`` holds one metrics row per completed epoch (``runlog.COLUMNS``); ``on_epoch_end(row)`` is called after
-    each epoch's checkpoint is written. ``sync_every``: how often (in steps) the host reads the
-    running loss from the device (1 on CPU, where reading is free; more on a GPU).
+    ``history`` holds one metrics row per completed epoch (``runlog.COLUMNS``); ``on_epoch_end(row)`` is called
+    before each epoch's checkpoint is written. ``loss_read_every``: how often (in steps) the loop reads the
+    running loss from the device and checks it is finite (1 on CPU, where reading is free; more on a GPU,
+    where a read waits for the queued steps; the ops inside a step may read more, e.g. cross_entropy's range check).
     """
 
     def __init__(self, model, optimizer, train_loader, train_eval_batches, test_eval_batches, *,
                  num_classes: int, reporter, checkpoint_path: Optional[Path], meta: Dict[str, Any],
-                 sync_every: int = 1, on_epoch_end=None):
+                 loss_read_every: int = 1, on_epoch_end=None):
         self.model, self.optimizer = model, optimizer
         self.train_loader = train_loader
         self.train_eval_batches, self.test_eval_batches = train_eval_batches, test_eval_batches
@@ -109,7 +114,7 @@ class Trainer:
         self.reporter = reporter
         self.checkpoint_path = checkpoint_path
         self.meta = meta  # JSON-able run description stored in every checkpoint (config, run dir)
-        self.sync_every = max(1, sync_every)
+        self.loss_read_every = max(1, loss_read_every)
         self.on_epoch_end = on_epoch_end
         self.criterion = nn.CrossEntropyLoss(reduction="none")
         self.epoch, self.step, self.partial_seconds = 0, 0, 0.0
@@ -117,6 +122,27 @@ class Trainer:
         self.last_confusion: Optional[np.ndarray] = None
 
     # -------------------------------------------------------------- state
+    @staticmethod
+    def check_position(meta: Dict[str, Any]) -> None:
+        """Raise ValueError naming the first key of a checkpoint's position (what :meth:`save` adds:
+        epoch, step, partial_seconds, history) that is missing or of the wrong type."""
+        wanted = {"epoch": "an integer >= 0", "step": "an integer >= 0", "partial_seconds": "a number >= 0",
+                  "history": "a list of metrics rows"}
+        for key, kind in wanted.items():
+            if key not in meta:
+                raise ValueError(f"its metadata lacks {key!r}")
+            value = meta[key]
+            ok = (isinstance(value, list) if key == "history" else
+                  (is_int(value) if key in ("epoch", "step") else is_finite_number(value)) and value >= 0)
+            if not ok:
+                raise ValueError(f"its metadata has {key!r} = {value!r}, expected {kind}")
+        for i, row in enumerate(meta["history"]):
+            if not (isinstance(row, dict) and set(COLUMNS) <= set(row)
+                    and all(is_finite_number(row[k]) for k in COLUMNS)):
+                raise ValueError(f"its history row {i} is {row!r}, expected finite numbers for {', '.join(COLUMNS)}")
+        if len(meta["history"]) != meta["epoch"]:
+            raise ValueError(f"its history has {len(meta['history'])} rows for {meta['epoch']} epochs")
+
     def restore(self, meta: Dict[str, Any]) -> None:
         """Continue from a checkpoint's position (model/optimizer already loaded)."""
         self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
@@ -124,11 +150,16 @@ class Trainer:
         self.history = list(meta["history"])
 
     def save(self) -> Optional[Path]:
+        """Write the checkpoint; raises Diverged (and writes nothing) when the state is not finite."""
         if self.checkpoint_path is None:
             return None
         meta = dict(self.meta, epoch=self.epoch, step=self.step, partial_seconds=self.partial_seconds,
                     history=self.history)
-        save_checkpoint(self.checkpoint_path, self.model, self.optimizer, meta)
+        try:
+            save_checkpoint(self.checkpoint_path, self.model, self.optimizer, meta)
+        except NonFiniteState as exc:
+            epoch, where = (self.epoch + 1, f"step {self.step}") if self.step else (self.epoch, "the end of the epoch")
+            raise Diverged(epoch, f"the model's state became non-finite ({exc})", where) from None
         return self.checkpoint_path
 
     def lr(self) -> float:
@@ -161,10 +192,11 @@ class Trainer:
             images += len(y)
             device_sum = loss.detach() if device_sum is None else device_sum + loss.detach()
             pending += 1
-            if pending == self.sync_every or self.step == steps:
+            if pending == self.loss_read_every or self.step == steps:
                 total = device_sum.item()
                 if not math.isfinite(total):  # checked before the step: parameters stay finite
-                    raise Diverged(epoch, self.step, total, exact=pending == 1)
+                    where = f"step {self.step}" if pending == 1 else f"a step up to {self.step}"
+                    raise Diverged(epoch, f"the training loss became {total}", where)
                 running, running_steps, device_sum, pending = running + total, running_steps + pending, None, 0
             loss.backward()
             self.optimizer.step()
@@ -173,7 +205,7 @@ class Trainer:
             if stop.requested:
                 self.partial_seconds += elapsed
                 raise Interrupted(epoch, self.step, self.save())
-        engine.cuda.synchronize()  # once per epoch: GPU steps are asynchronous
+        engine.cuda.synchronize()  # GPU steps are asynchronous: the epoch's time must include the queued ones
         train_seconds = self.partial_seconds + time.perf_counter() - started
         self.reporter.evaluating()
         train = evaluate(self.model, self.train_eval_batches(), self.num_classes, stop)
@@ -181,6 +213,9 @@ class Trainer:
         if test is None:  # Ctrl-C during evaluation: the epoch's steps are done, evaluation is redone
             self.partial_seconds = train_seconds
             raise Interrupted(epoch, self.step, self.save())
+        for name, metrics in (("training-set", train), ("test-set", test)):
+            if not math.isfinite(metrics[0]):  # the last step's update: nothing checked it yet
+                raise Diverged(epoch, f"the {name} loss became {metrics[0]}", "the end of the epoch")
         row = {"epoch": epoch, "train_loss": train[0], "train_acc": train[1], "test_loss": test[0],
                "test_acc": test[1], "lr": self.lr(),
                "epoch_seconds": self.partial_seconds + time.perf_counter() - started,

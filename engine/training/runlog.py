@@ -7,11 +7,14 @@ import json
 import os
 import re
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Dict, List, Optional
 
 from engine.data.atomic import atomic_open
 
+INSTALL_CLI = "pip install 'convengine[cli]' (in a checkout: bash scripts/install.sh)"
 # One row per epoch, in this order, in metrics.csv (and the checkpoint's history). epoch_seconds:
 # training + evaluation; train_seconds: the training steps only; images_per_second: of those steps.
 COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_seconds", "train_seconds",
@@ -44,52 +47,94 @@ def write_text_atomic(path: Path, text: str) -> None:
         f.write(text)
 
 
-def import_summary_writer():
-    """tensorboardX's SummaryWriter, imported without letting it import torch.
+def import_tensorboardx():
+    """tensorboardX's modules for writing events, imported without letting it import torch; None when
+    tensorboardX is not installed.
 
     tensorboardX imports torch whenever it is installed (seconds of start-up, and a dependency
     the engine must not have); a ``None`` entry in ``sys.modules`` makes that import fail, which
     tensorboardX handles.
     """
-    if "torch" in sys.modules:  # already imported by someone else (e.g. tests): nothing to avoid
-        from tensorboardX import SummaryWriter
-
-        return SummaryWriter
-    sys.modules["torch"] = None
+    hide_torch = "torch" not in sys.modules  # already imported by someone else (e.g. tests): nothing to avoid
+    if hide_torch:
+        sys.modules["torch"] = None
     try:
-        from tensorboardX import SummaryWriter
+        from tensorboardX import summary
+        from tensorboardX.event_file_writer import EventsWriter
+        from tensorboardX.proto.event_pb2 import Event, SessionLog
+    except ImportError:
+        return None
     finally:
-        del sys.modules["torch"]
-    return SummaryWriter
+        if hide_torch:
+            del sys.modules["torch"]
+    return SimpleNamespace(scalar=summary.scalar, EventsWriter=EventsWriter, Event=Event, SessionLog=SessionLog)
+
+
+class EventFile:
+    """TensorBoard scalars written synchronously: after :meth:`flush` they are on disk (fsynced).
+
+    (tensorboardX's SummaryWriter queues events for a background thread, so its ``flush()`` can
+    return before they are written and a kill -9 loses them.) ``purge_step``: TensorBoard hides
+    the events of earlier files from that step on (what a resumed run redoes).
+    """
+
+    def __init__(self, tbx, directory: Path, purge_step: Optional[int]):
+        self.tbx = tbx
+        # pid in the name: a resumed run never reuses (and truncates) the file of a run started in the same second
+        self.writer = tbx.EventsWriter(str(directory / "events"), f".{os.getpid()}")
+        if purge_step is not None:
+            self.writer.write_event(tbx.Event(step=purge_step, wall_time=time.time(),
+                                              session_log=tbx.SessionLog(status=tbx.SessionLog.START)))
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        self.writer.write_event(self.tbx.Event(step=step, wall_time=time.time(), summary=self.tbx.scalar(tag, value)))
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 class RunLog:
     """Writes one run's logs into ``run_dir``.
 
     ``config.json`` (the run's settings), ``metrics.csv`` (rewritten whole from the history each
-    epoch, so a resumed run has each epoch once) and TensorBoard scalars (``events.*``).
+    epoch, so a resumed run has each epoch once) and TensorBoard scalars (``events.*``; skipped,
+    with one warning line, when tensorboardX is not installed).
     ``start_epoch`` > 0 (resuming) purges TensorBoard events logged after it by the interrupted run.
     """
 
-    def __init__(self, run_dir: os.PathLike, start_epoch: int = 0):
-        SummaryWriter = import_summary_writer()  # noqa: N806
-
+    def __init__(self, run_dir: os.PathLike, start_epoch: int = 0, warn=None):
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.writer = SummaryWriter(logdir=str(self.dir), purge_step=start_epoch + 1 if start_epoch else None)
+        tbx = import_tensorboardx()
+        self.events = None
+        if tbx is None:
+            (warn or _warn)(f"warning: tensorboardX is not installed, so no TensorBoard events are written "
+                            f"(everything else is); install it with: {INSTALL_CLI}")
+        else:
+            self.events = EventFile(tbx, self.dir, start_epoch + 1 if start_epoch else None)
 
     def write_config(self, config: Dict[str, Any]) -> None:
         write_text_atomic(self.dir / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
 
     def log_epoch(self, row: Dict[str, float], history: List[Dict[str, float]]) -> None:
-        """TensorBoard scalars of ``row`` at step ``row['epoch']``; metrics.csv from ``history``."""
-        for column, tag in TAGS.items():
-            self.writer.add_scalar(tag, row[column], row["epoch"])
-        self.writer.flush()
+        """TensorBoard scalars of ``row`` at step ``row['epoch']`` (on disk when this returns); metrics.csv
+        from ``history``."""
+        if self.events is not None:
+            for column, tag in TAGS.items():
+                self.events.add_scalar(tag, row[column], row["epoch"])
+            self.events.flush()
         write_text_atomic(self.dir / "metrics.csv", metrics_csv(history))
 
     def close(self) -> None:
-        self.writer.close()
+        if self.events is not None:
+            self.events.close()
+
+
+def _warn(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def metrics_csv(history: List[Dict[str, float]]) -> str:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import cupy
 
-from kernels.shapes import conv2d_out_hw
+from kernels.shapes import check_cuda_grid, check_index_range, conv2d_out_hw
 
-from ._compile import check_int32, ints, kernel, multiprocessor_count
+from ._compile import INT32_LIMIT, ints, kernel, multiprocessor_count
 from .sources import DIRECT_CHANNEL_TILE as CT
 
 SMEM_BYTES = 40 * 1024  # under the 48 KiB a block may use without opting in
@@ -41,7 +41,8 @@ def forward(x, w, b, stride, padding, dilation):
     N, C, H, W = x.shape
     O, _, KH, KW = w.shape
     OH, OW = conv2d_out_hw((H, W), (KH, KW), stride, padding, dilation)
-    check_int32(x.size, N * O * OH * OW)
+    what = "cupy conv2d forward (direct)"
+    check_index_range(what, INT32_LIMIT, x=x.shape, y=(N, O, OH, OW))
     y = cupy.empty((N, O, OH, OW), x.dtype)
     if y.size == 0:
         return y
@@ -51,6 +52,7 @@ def forward(x, w, b, stride, padding, dilation):
     cc, smem_w, smem_x, smem = _staging(C, CT * KH * KW, ih_t * iw_t, x.itemsize)
     tiles_h, tiles_w = -(-OH // th), -(-OW // tw)
     grid = (N * tiles_h * tiles_w, -(-O // CT))
+    check_cuda_grid(what, grid, x=x.shape, w=w.shape)
     args = (x, w, w if b is None else b, y)
     args += ints(b is not None, C, H, W, O, KH, KW, OH, OW, *stride, *padding, *dilation)
     args += ints(tiles_h, tiles_w, cc, ih_t, iw_t, smem_w, smem_x)
@@ -63,7 +65,8 @@ def backward_input(gy, w, input_hw, stride, padding, dilation):
     N, O, OH, OW = gy.shape
     _, C, KH, KW = w.shape
     H, W = input_hw
-    check_int32(gy.size, N * C * H * W)
+    what = "cupy conv2d backward-input (direct)"
+    check_index_range(what, INT32_LIMIT, gy=gy.shape, gx=(N, C, H, W))
     gx = cupy.empty((N, C, H, W), gy.dtype)
     if gx.size == 0:
         return gx
@@ -77,6 +80,7 @@ def backward_input(gy, w, input_hw, stride, padding, dilation):
     oc, smem_w, smem_g, smem = _staging(O, CT * KH * KW, gh_t * gw_t, gy.itemsize)
     tiles_h, tiles_w = -(-H // th), -(-W // tw)
     grid = (N * tiles_h * tiles_w, -(-C // CT))
+    check_cuda_grid(what, grid, gy=gy.shape, w=w.shape)
     args = (gy, w, gx) + ints(C, H, W, O, KH, KW, OH, OW, *stride, *padding, *dilation)
     args += ints(tiles_h, tiles_w, oc, gh_t, gw_t, smem_w, smem_g)
     kernel("CONV_DIRECT", "conv2d_direct_backward_input", gy.dtype)(grid, (tw, th), args, shared_mem=smem)
@@ -102,7 +106,8 @@ def backward_weight(gy, x, kernel_hw, stride, padding, dilation):
     _, C, H, W = x.shape
     KH, KW = kernel_hw
     KK = KH * KW
-    check_int32(gy.size, x.size)
+    what = "cupy conv2d backward-weight (direct)"
+    check_index_range(what, INT32_LIMIT, gy=gy.shape, x=x.shape)
     if N * OH * OW == 0 or O * C * KK == 0:
         return cupy.zeros((O, C, KH, KW), gy.dtype)
     block = min(256, -(-O * KK // 32) * 32)
@@ -110,9 +115,11 @@ def backward_weight(gy, x, kernel_hw, stride, padding, dilation):
     # Enough blocks to fill the GPU; each split reduces a contiguous range of (sample, row) pairs.
     splits = max(1, min(N * OH, 65535, 8 * multiprocessor_count() // (blocks_e * C)))
     p, xw, g_o, use_smem, smem = _weight_grad_staging(O, OW, KK, KH, KW, stride[1], dilation[1], block, gy.itemsize)
+    grid = (blocks_e, C, splits)  # one block row per input channel: C <= 65535 (else use im2col)
+    check_cuda_grid(what, grid, gy=gy.shape, x=x.shape)
     partial = cupy.empty((splits, O, C, KH, KW), gy.dtype)
     args = (gy, x, partial) + ints(N, C, H, W, O, KH, KW, OH, OW, *stride, *padding, *dilation)
     args += ints(p, xw, g_o, use_smem)
     kern = kernel("CONV_DIRECT", "conv2d_direct_backward_weight", gy.dtype)
-    kern((blocks_e, C, splits), (block,), args, shared_mem=smem)
+    kern(grid, (block,), args, shared_mem=smem)
     return partial[0] if splits == 1 else partial.sum(axis=0)

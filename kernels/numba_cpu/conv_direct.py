@@ -10,19 +10,18 @@ of positions is one contiguous run of W*N values. Then:
   vectorises the run. It is processed in L1-sized pieces so the 4 accumulator rows stay in cache
   across all taps.
 * backward-input gathers, per input position, the output positions whose window covered it
-  (runs of N). With stride 1 on shapes where that wastes little (output about as large as the
-  input, or a small batch), it is instead the forward convolution of the padded gradient with the
-  flipped, transposed kernel (runs of whole rows).
+  (runs of N). (With stride 1 the forward convolution of gy with the flipped kernel is another
+  way: ``kernels.conv_flipped``, chosen by the caller.)
 * backward-weight: 16 dot products (4 output channels x 4 taps) per pass over whole rows.
 
-The forward's copy of x and backward-input's copy of gy are kept for backward-weight, which
-needs the very same copies (see _padded_input and _batch_inner_gradient).
+backward-weight reads the very copies of x and gy that forward and backward-input made: they
+return them (``Layouts``) and the caller passes them on; nothing is kept between calls here.
 
 Shapes: x (N, C, H, W), w (O, C, KH, KW), gy (N, O, OH, OW). Geometry args are (h, w) pairs.
 """
 from __future__ import annotations
 
-import weakref
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numba import njit, prange
@@ -314,55 +313,36 @@ def _backward_weight(gyt, xtp, gw, sh, sw, dh, dw):
                 gw[r0 + i, k // (kh_ * kw_), (k // kw_) % kh_, k % kw_] = acc[i, t]
 
 
-_recent_inputs = []  # [(weakref to x, geometry, padded copy)] made by the last few forwards
-_RECENT = 4
-_last_gradient = []  # [(weakref to gy, its batch-innermost copy)] made by the last backward-input
+@dataclass(frozen=True)
+class Layouts:
+    """The batch-innermost copies one convolution's kernels share; None where not made yet.
 
-
-def _padded_input(x, kernel_hw, padding, dilation, stride, keep=False, reuse=False):
-    """x in the batch-innermost layout, padded just enough for every tap of every output.
-
-    The forward keeps its copy (``keep``) for backward-weight, which needs the same copy of the
-    same x (``reuse``); a forward always makes a new one, so an x changed in place between two
-    forwards (gradcheck does that) is seen. Like torch, x must not change between a forward and
-    its backward.
+    x: the forward's padded copy of x (C, Hp, Wp, N), which backward-weight reads as is;
+    gy: backward-input's copy of gy (Op, OH, OW, N), which backward-weight reads as is.
     """
-    geometry = (tuple(kernel_hw), tuple(padding), tuple(dilation), tuple(stride))
-    if reuse:
-        for ref, key, copy in _recent_inputs:
-            if ref() is x and key == geometry:
-                return copy
+
+    x: np.ndarray | None = None
+    gy: np.ndarray | None = None
+
+
+def _padded_input(x, kernel_hw, padding, dilation, stride):
+    """x (N, C, H, W) -> (C, Hp, Wp, N), padded just enough for every tap of every output
+    (a negative padding crops)."""
     out_hw = conv2d_out_hw(x.shape[2:], kernel_hw, stride, padding, dilation)
     hp, wp = ((out_hw[i] - 1) * stride[i] + dilation[i] * (kernel_hw[i] - 1) + 1 for i in range(2))
-    copy = to_batch_inner(x, padding[0], padding[1], hp, wp, x.shape[1])
-    if keep:
-        alive = [e for e in _recent_inputs if e[0]() is not None and not (e[0]() is x and e[1] == geometry)]
-        _recent_inputs[:] = alive[-(_RECENT - 1):] + [(weakref.ref(x), geometry, copy)]
-    return copy
+    return to_batch_inner(x, padding[0], padding[1], hp, wp, x.shape[1])
 
 
-def _batch_inner_gradient(gy, keep=False, reuse=False):
-    """gy (N, O, OH, OW) -> (Op, OH, OW, N), O zero-padded to a multiple of BLOCK.
-
-    A convolution's backward-input and backward-weight receive the same gy one after the other:
-    backward-input keeps its copy (``keep``) and backward-weight takes it (``reuse``), once.
-    """
-    if reuse and _last_gradient and _last_gradient[0][0]() is gy:
-        return _last_gradient.pop()[1]
-    gyt = to_batch_inner(gy, 0, 0, gy.shape[2], gy.shape[3], -(-gy.shape[1] // BLOCK) * BLOCK)
-    _last_gradient[:] = [(weakref.ref(gy), gyt)] if keep else []
-    return gyt
+def _batch_inner_gradient(gy):
+    """gy (N, O, OH, OW) -> (Op, OH, OW, N), O zero-padded to a multiple of BLOCK."""
+    return to_batch_inner(gy, 0, 0, gy.shape[2], gy.shape[3], -(-gy.shape[1] // BLOCK) * BLOCK)
 
 
-def clear_caches() -> None:
-    """Forget the kept batch-innermost copies (benchmarks call this to time every copy)."""
-    _recent_inputs.clear()
-    _last_gradient.clear()
-
-
-def _run_forward(x, w, b, stride, padding, dilation, keep=True):
+def forward(x, w, b, stride, padding, dilation):
+    """x (N, C, H, W), w (O, C, KH, KW), b (O,) or None
+    -> (y (N, O, OH, OW), Layouts with x's copy, workspace bytes)."""
     o, c, kh, kw = w.shape
-    xtp = _padded_input(x, (kh, kw), padding, dilation, stride, keep=keep)
+    xtp = _padded_input(x, (kh, kw), padding, dilation, stride)
     oh, ow = conv2d_out_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
     y = np.empty((x.shape[0], o, oh, ow), x.dtype)
     wmat = padded_rows(w.reshape(o, c * kh * kw))
@@ -370,40 +350,29 @@ def _run_forward(x, w, b, stride, padding, dilation, keep=True):
     if b is not None:
         bias[:o] = b
     _forward(xtp, wmat, bias, y, kh, kw, *stride, *dilation)
-    return y, xtp.nbytes + wmat.nbytes
+    return y, Layouts(x=xtp), xtp.nbytes + wmat.nbytes
 
 
-def conv2d_forward(x, w, b, stride, padding, dilation):
-    """x (N, C, H, W), w (O, C, KH, KW), b (O,) or None -> (y (N, O, OH, OW), workspace bytes)."""
-    return _run_forward(x, w, b, stride, padding, dilation)
+def backward_input(gy, w, input_hw, stride, padding, dilation, layouts):
+    """gy (N, O, OH, OW), w (O, C, KH, KW), layouts from forward
+    -> (gx (N, C, H, W), layouts plus gy's copy, workspace bytes).
 
-
-def conv2d_backward_input(gy, w, input_hw, stride, padding, dilation):
-    """gy (N, O, OH, OW), w (O, C, KH, KW) -> (gx (N, C, H, W), workspace bytes)."""
+    Gathers, per input position, the output positions whose window covered it (any geometry).
+    """
     o, c, kh, kw = w.shape
-    n, (h, wd), (oh, ow) = gy.shape[0], input_hw, gy.shape[2:]
-    # The gather touches only real (input, output) pairs but runs over N values at a time; the
-    # transposed forward runs over whole rows but also over the zero border. Pick by shape.
-    if tuple(stride) == (1, 1) and (h * wd <= 1.25 * oh * ow or n < 128):
-        # gx = gy convolved with the flipped kernel, channels swapped, padded by d*(k-1) - p
-        # (a negative padding crops); the output then has exactly the input's size.
-        flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-        full = tuple(dilation[i] * (w.shape[2 + i] - 1) - padding[i] for i in range(2))
-        gx, scratch = _run_forward(gy, flipped, None, (1, 1), full, dilation, keep=False)
-        assert gx.shape[2:] == tuple(input_hw)
-        return gx, scratch
     gx = np.empty((gy.shape[0], c) + tuple(input_hw), gy.dtype)
-    gyt = _batch_inner_gradient(gy, keep=True)
+    gyt = _batch_inner_gradient(gy)
     wmat = padded_rows(np.ascontiguousarray(w.transpose(1, 0, 2, 3)).reshape(c, o * kh * kw))
     _backward_input_gather(gyt, wmat, gx, kh, kw, *stride, *padding, *dilation)
-    return gx, gyt.nbytes + wmat.nbytes
+    return gx, replace(layouts, gy=gyt), gyt.nbytes + wmat.nbytes
 
 
-def conv2d_backward_weight(gy, x, kernel_hw, stride, padding, dilation):
-    """gy (N, O, OH, OW), x (N, C, H, W) -> (gw (O, C, KH, KW), workspace bytes)."""
-    n, o, oh, ow = gy.shape
-    gyt = _batch_inner_gradient(gy, reuse=True)
-    xtp = _padded_input(x, kernel_hw, padding, dilation, stride, reuse=True)
+def backward_weight(gy, x, kernel_hw, stride, padding, dilation, layouts):
+    """gy (N, O, OH, OW), x (N, C, H, W), layouts of this convolution (made here where None)
+    -> (gw (O, C, KH, KW), workspace bytes)."""
+    o = gy.shape[1]
+    gyt = _batch_inner_gradient(gy) if layouts.gy is None else layouts.gy
+    xtp = _padded_input(x, kernel_hw, padding, dilation, stride) if layouts.x is None else layouts.x
     gw = np.empty((o, x.shape[1]) + tuple(kernel_hw), gy.dtype)
     _backward_weight(gyt, xtp, gw, *stride, *dilation)
     return gw, gyt.nbytes + xtp.nbytes

@@ -15,10 +15,10 @@ def via_float32(kernel):
     """
 
     @functools.wraps(kernel)
-    def run(*args):
+    def run(*args, **options):
         if args[0].dtype != _HALF:
-            return kernel(*args)
-        result = kernel(*(a.astype(np.float32) if getattr(a, "dtype", None) == _HALF else a for a in args))
+            return kernel(*args, **options)
+        result = kernel(*(_widen(a) for a in args), **{k: _widen(v) for k, v in options.items()})
         if isinstance(result, tuple):
             return tuple(_narrow(r) for r in result)
         return _narrow(result)
@@ -26,5 +26,10 @@ def via_float32(kernel):
     return run
 
 
-def _narrow(array):
-    return array.astype(_HALF) if array.dtype == np.float32 else array
+def _widen(value):
+    return value.astype(np.float32) if getattr(value, "dtype", None) == _HALF else value
+
+
+def _narrow(value):
+    """float32 arrays back to float16; anything else (indices, a kernel's opaque saved state) as it is."""
+    return value.astype(_HALF) if isinstance(value, np.ndarray) and value.dtype == np.float32 else value
