@@ -708,3 +708,24 @@ def batched(t: Tensor, op: str):
     if t.ndim == 3:
         return t.reshape((1,) + tuple(t.shape)), lambda y: y.reshape(tuple(y.shape)[1:])
     raise ValueError(f"{op}: input must be 4-D (N, C, H, W) or 3-D (C, H, W), got input shape {tuple(t.shape)}")
+
+
+# ---------------------------------------------------------------------- axis= (added with the modern CNNs)
+def _accepting_axis(method):
+    """``method`` also taking ``axis=`` as an alias of ``dim``, as torch does (``argmax(axis=1)``)."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, axis=None, **kwargs):
+        if axis is not None:
+            if args or "dim" in kwargs:
+                raise TypeError(f"{method.__name__}(): got both dim and axis; axis is an alias of dim")
+            kwargs["dim"] = axis
+        return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+for _name in ("sum", "mean", "max", "min", "argmax", "argmin"):
+    setattr(Tensor, _name, _accepting_axis(getattr(Tensor, _name)))
+del _name

@@ -38,6 +38,24 @@ KERNELS = {
     "softmax_cross_entropy_backward": "(gloss (N,), probs (N,K), target (N,)) -> glogits (N,K)",
 }
 
+# --- modern CNNs: batch norm, dropout, adaptive pooling
+KERNELS.update({
+    # batch norm over (N,C,L) (BatchNorm2d passes L = H*W): statistics per channel over N*L values
+    "batch_norm_forward_train": "(x (N,C,L), weight (C,), bias (C,), eps) -> (y (N,C,L), mean (C,), var (C,) biased)",
+    "batch_norm_forward_eval": "(x (N,C,L), running_mean (C,), running_var (C,), weight (C,), bias (C,), eps)"
+    " -> y (N,C,L)",
+    "batch_norm_backward": "(gy (N,C,L), x (N,C,L), mean (C,), invstd (C,), weight (C,), training bool)"
+    " -> (gx (N,C,L), gweight (C,), gbias (C,))",
+    # dropout: keep is uint8 of x's shape (drawn by the engine), scale = 1 / (1 - p)
+    "dropout_forward": "(x, keep uint8, scale) -> y = x * keep * scale",
+    "dropout_backward": "(gy, keep uint8, scale) -> gx = gy * keep * scale",
+    # adaptive pooling: bins from kernels.shapes.adaptive_bin; max backward is max_pool2d_backward
+    "adaptive_avg_pool2d_forward": "(x (N,C,H,W), out_hw) -> y (N,C,OH,OW)",
+    "adaptive_avg_pool2d_backward": "(gy (N,C,OH,OW), input_hw) -> gx (N,C,H,W)",
+    "adaptive_max_pool2d_forward": "(x (N,C,H,W), out_hw) -> (y (N,C,OH,OW), indices (N,C,OH,OW) int64 flat h*W+w"
+    " of the first maximum in the bin)",
+})
+
 ATTRIBUTES = ("NAME", "xp")
 
 

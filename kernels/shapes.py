@@ -59,3 +59,10 @@ def pool2d_out_hw(hw, kernel, stride, padding, dilation, ceil_mode) -> Tuple[int
         pool_out_size(hw[i], kernel[i], stride[i], padding[i], dilation[i], ceil_mode)
         for i in range(2)
     )
+
+
+# --- adaptive pooling (added with the modern-CNN kernels)
+def adaptive_bin(i: int, n_in: int, n_out: int) -> Tuple[int, int]:
+    """[start, end) of output bin ``i`` of ``n_out`` over ``n_in`` inputs, as torch:
+    start = floor(i * n_in / n_out), end = ceil((i + 1) * n_in / n_out)."""
+    return (i * n_in) // n_out, -(-((i + 1) * n_in) // n_out)

@@ -25,6 +25,15 @@ from reference.pool import (
     max_pool2d_forward,
 )
 
+# --- modern CNNs
+from reference.adaptive_pool import (  # noqa: E402
+    adaptive_avg_pool2d_backward,
+    adaptive_avg_pool2d_forward,
+    adaptive_max_pool2d_forward,
+)
+from reference.batchnorm import batch_norm_backward, batch_norm_forward_eval, batch_norm_forward_train  # noqa: E402
+from reference.dropout import dropout_backward, dropout_forward  # noqa: E402
+
 NAME = "reference"
 xp = numpy
 
@@ -46,4 +55,13 @@ __all__ = [
     "tanh_backward",
     "tanh_forward",
     "xp",
+    # modern CNNs
+    "adaptive_avg_pool2d_backward",
+    "adaptive_avg_pool2d_forward",
+    "adaptive_max_pool2d_forward",
+    "batch_norm_backward",
+    "batch_norm_forward_eval",
+    "batch_norm_forward_train",
+    "dropout_backward",
+    "dropout_forward",
 ]

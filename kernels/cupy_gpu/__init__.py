@@ -40,6 +40,18 @@ from .pool import (  # noqa: E402
     max_pool2d_forward,
 )
 
+# --- modern CNNs
+from .modern import (  # noqa: E402
+    adaptive_avg_pool2d_backward,
+    adaptive_avg_pool2d_forward,
+    adaptive_max_pool2d_forward,
+    batch_norm_backward,
+    batch_norm_forward_eval,
+    batch_norm_forward_train,
+    dropout_backward,
+    dropout_forward,
+)
+
 NAME = "cupy"
 xp = cupy
 
@@ -68,4 +80,13 @@ __all__ = [
     "tanh_backward",
     "softmax_cross_entropy_forward",
     "softmax_cross_entropy_backward",
+    # modern CNNs
+    "adaptive_avg_pool2d_backward",
+    "adaptive_avg_pool2d_forward",
+    "adaptive_max_pool2d_forward",
+    "batch_norm_backward",
+    "batch_norm_forward_eval",
+    "batch_norm_forward_train",
+    "dropout_backward",
+    "dropout_forward",
 ]

@@ -34,6 +34,19 @@ from kernels.numba_cpu.pool import (
 )
 from kernels.numba_cpu.threads import get_num_threads, set_num_threads
 
+# --- modern CNNs
+from kernels.numba_cpu.adaptive_pool import (  # noqa: E402
+    adaptive_avg_pool2d_backward,
+    adaptive_avg_pool2d_forward,
+    adaptive_max_pool2d_forward,
+)
+from kernels.numba_cpu.batchnorm import (  # noqa: E402
+    batch_norm_backward,
+    batch_norm_forward_eval,
+    batch_norm_forward_train,
+)
+from kernels.numba_cpu.dropout import dropout_backward, dropout_forward  # noqa: E402
+
 NAME = "numba"
 xp = numpy
 
@@ -60,4 +73,13 @@ __all__ = [
     "tanh_backward",
     "tanh_forward",
     "xp",
+    # modern CNNs
+    "adaptive_avg_pool2d_backward",
+    "adaptive_avg_pool2d_forward",
+    "adaptive_max_pool2d_forward",
+    "batch_norm_backward",
+    "batch_norm_forward_eval",
+    "batch_norm_forward_train",
+    "dropout_backward",
+    "dropout_forward",
 ]
