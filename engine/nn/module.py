@@ -159,6 +159,8 @@ class Module:
     def to(self, *args, **kwargs) -> "Module":
         """Move (or cast) every parameter in place: ``to('cuda')``, ``to(engine.float64)``."""
         for p in self.parameters():
+            if getattr(p, "uninitialized", False):  # a lazy layer's: it takes the input's dtype and device later
+                continue
             moved = p.detach().to(*args, **kwargs)
             p._data = moved._data
             if p.grad is not None:

@@ -13,7 +13,7 @@ BATCHNORM = r"""
 #define BN_BLOCK 256
 
 // Sum over the block (blockDim.x == BN_BLOCK); every thread gets the result.
-__device__ T channel_sum(T v, T* buf)
+__device__ T block_reduce_sum(T v, T* buf)
 {
     buf[threadIdx.x] = v;
     __syncthreads();
@@ -35,13 +35,13 @@ extern "C" __global__ void batch_norm_forward_train(
     const int c = blockIdx.x, count = N * L;
     T acc = 0;
     for (int k = threadIdx.x; k < count; k += BN_BLOCK) acc += x[((k / L) * C + c) * L + k % L];
-    const T m = channel_sum(acc, buf) / (T)count;
+    const T m = block_reduce_sum(acc, buf) / (T)count;
     acc = 0;
     for (int k = threadIdx.x; k < count; k += BN_BLOCK) {
         const T d = x[((k / L) * C + c) * L + k % L] - m;
         acc += d * d;
     }
-    const T v = channel_sum(acc, buf) / (T)count;
+    const T v = block_reduce_sum(acc, buf) / (T)count;
     if (threadIdx.x == 0) { mean[c] = m; var[c] = v; }
     const T scale = weight[c] / sqrt(v + eps[0]), shift = bias[c] - m * scale;
     for (int k = threadIdx.x; k < count; k += BN_BLOCK) {
@@ -79,7 +79,7 @@ extern "C" __global__ void batch_norm_backward(
         acc_g += gy[i];
         acc_gxhat += gy[i] * (x[i] - m) * s;
     }
-    const T sum_g = channel_sum(acc_g, buf), sum_gxhat = channel_sum(acc_gxhat, buf);
+    const T sum_g = block_reduce_sum(acc_g, buf), sum_gxhat = block_reduce_sum(acc_gxhat, buf);
     if (threadIdx.x == 0) { gbias[c] = sum_g; gweight[c] = sum_gxhat; }
     const T scale = weight[c] * s, mean_g = sum_g / (T)count, mean_gxhat = sum_gxhat / (T)count;
     for (int k = threadIdx.x; k < count; k += BN_BLOCK) {

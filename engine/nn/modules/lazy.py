@@ -14,6 +14,8 @@ class UninitializedParameter(Parameter):
     naming the layer. The same object becomes a plain Parameter when the layer materialises, so an
     optimizer built before the first forward still updates it."""
 
+    uninitialized = True  # Module.to skips it
+
     def __init__(self, owner: str, name: str):
         self._array, self._owner, self._name = None, owner, name
         self.requires_grad, self.grad, self.grad_fn, self._version = True, None, None, 0
