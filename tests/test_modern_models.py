@@ -17,8 +17,8 @@ import torch
 from conftest import FLOAT32, FLOAT64, DType, assert_close, engine_tensor
 
 import engine
-from engine import models
 from engine import backend as engine_backend
+from engine import models
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
