@@ -234,3 +234,27 @@ def test_groups_not_dividing_the_channels_raise_with_the_shapes():
         F.conv2d(engine.ones(1, 4, 5, 5), engine.ones(4, 1, 3, 3), groups=2)
     with pytest.raises(ValueError, match="in_channels=3 must be divisible by groups=2"):
         nn.Conv2d(3, 4, 3, groups=2)
+
+
+# --- finite differences (float64), a second oracle for the new backward passes -------------------
+
+
+@pytest.mark.parametrize("name", ["batch_norm_train", "batch_norm_eval", "adaptive_avg", "adaptive_max", "grouped_conv"])
+def test_new_backward_passes_match_finite_differences(name, backend):
+    rng = np.random.default_rng(0)
+
+    def t(shape, scale=1.0, shift=0.0):
+        return engine.tensor(rng.standard_normal(shape) * scale + shift, dtype=engine.float64, requires_grad=True)
+
+    running = (engine.zeros(3, dtype=engine.float64), engine.ones(3, dtype=engine.float64))
+    cases = {
+        "batch_norm_train": (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+                             [t((3, 3, 2, 2)), t(3, shift=1.0), t(3)]),
+        "batch_norm_eval": (lambda x, w, b: F.batch_norm(x, *running, w, b, training=False),
+                            [t((3, 3, 2, 2)), t(3, shift=1.0), t(3)]),
+        "adaptive_avg": (lambda x: F.adaptive_avg_pool2d(x, (2, 3)), [t((2, 2, 5, 7))]),
+        "adaptive_max": (lambda x: F.adaptive_max_pool2d(x, (2, 3)), [t((2, 2, 5, 7))]),
+        "grouped_conv": (lambda x, w: F.conv2d(x, w, groups=2, padding=1), [t((1, 4, 4, 4)), t((4, 2, 3, 3))]),
+    }
+    fn, inputs = cases[name]
+    assert engine.gradcheck(fn, inputs)
