@@ -239,7 +239,8 @@ def test_groups_not_dividing_the_channels_raise_with_the_shapes():
 # --- finite differences (float64), a second oracle for the new backward passes -------------------
 
 
-@pytest.mark.parametrize("name", ["batch_norm_train", "batch_norm_eval", "adaptive_avg", "adaptive_max", "grouped_conv"])
+@pytest.mark.parametrize("name", ["batch_norm_train", "batch_norm_eval", "adaptive_avg", "adaptive_max",
+                                  "grouped_conv"])
 def test_new_backward_passes_match_finite_differences(name, backend):
     rng = np.random.default_rng(0)
 
