@@ -265,29 +265,58 @@ def test_8_5_batch_norm_from_scratch_and_concise():
     assert_same(e, t, rtol=1e-4, atol=1e-5)
 
 
+def _resnext_block_class(torch, nn, F):
+    """The ResNeXt block of 8.6 written for library ``(torch, nn, F)``; 8.8's AnyNet stacks it too."""
+    class ResNeXtBlock(nn.Module):
+        def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1):
+            super().__init__()
+            bot_channels = int(round(num_channels * bot_mul))
+            self.conv1 = nn.LazyConv2d(bot_channels, kernel_size=1, stride=1)
+            self.conv2 = nn.LazyConv2d(bot_channels, kernel_size=3, stride=strides, padding=1,
+                                       groups=bot_channels // groups)
+            self.conv3 = nn.LazyConv2d(num_channels, kernel_size=1, stride=1)
+            self.bn1, self.bn2, self.bn3 = nn.LazyBatchNorm2d(), nn.LazyBatchNorm2d(), nn.LazyBatchNorm2d()
+            self.conv4 = nn.LazyConv2d(num_channels, kernel_size=1, stride=strides) if use_1x1conv else None
+            self.bn4 = nn.LazyBatchNorm2d() if use_1x1conv else None
+
+        def forward(self, X):
+            Y = F.relu(self.bn1(self.conv1(X)))
+            Y = F.relu(self.bn2(self.conv2(Y)))
+            Y = self.bn3(self.conv3(Y))
+            if self.conv4:
+                X = self.bn4(self.conv4(X))
+            return F.relu(Y + X)
+
+    return ResNeXtBlock
+
+
+def test_8_8_anynet_design_space():
+    """A small AnyNet: stem, named stages of ResNeXt blocks (add_module), head, init through apply."""
+    def program(torch, nn, F):
+        block = _resnext_block_class(torch, nn, F)
+
+        def stage(depth, num_channels, groups, bot_mul):
+            blocks = [block(num_channels, groups, bot_mul, use_1x1conv=True, strides=2)]
+            blocks += [block(num_channels, groups, bot_mul) for _ in range(depth - 1)]
+            return nn.Sequential(*blocks)
+
+        net = nn.Sequential(nn.Sequential(nn.LazyConv2d(8, kernel_size=3, stride=2, padding=1),
+                                          nn.LazyBatchNorm2d(), nn.ReLU()))
+        for i, s in enumerate(((1, 8, 4, 1), (2, 16, 8, 1))):
+            net.add_module(f"stage{i + 1}", stage(*s))
+        net.add_module("head", nn.Sequential(nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.LazyLinear(10)))
+        summary = _layer_summary(net, torch.randn(2, 1, 32, 32))
+        net.apply(_init_cnn(nn))
+        return summary, [n for n, _ in net.named_children()], sum(p.numel() for p in net.parameters())
+    e, t = both(program)
+    assert_same(e, t)
+
+
 def test_8_6_resnet_and_resnext_blocks():
     """Residual blocks with lazy layers and a grouped 3x3 convolution (ResNeXt); ``Y = Y + X``
     stands for the book's ``Y += X`` (in-place arithmetic on graph tensors is the autograd's work)."""
     def program(torch, nn, F, x):
-        class ResNeXtBlock(nn.Module):
-            def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1):
-                super().__init__()
-                bot_channels = int(round(num_channels * bot_mul))
-                self.conv1 = nn.LazyConv2d(bot_channels, kernel_size=1, stride=1)
-                self.conv2 = nn.LazyConv2d(bot_channels, kernel_size=3, stride=strides, padding=1,
-                                           groups=bot_channels // groups)
-                self.conv3 = nn.LazyConv2d(num_channels, kernel_size=1, stride=1)
-                self.bn1, self.bn2, self.bn3 = nn.LazyBatchNorm2d(), nn.LazyBatchNorm2d(), nn.LazyBatchNorm2d()
-                self.conv4 = nn.LazyConv2d(num_channels, kernel_size=1, stride=strides) if use_1x1conv else None
-                self.bn4 = nn.LazyBatchNorm2d() if use_1x1conv else None
-
-            def forward(self, X):
-                Y = F.relu(self.bn1(self.conv1(X)))
-                Y = F.relu(self.bn2(self.conv2(Y)))
-                Y = self.bn3(self.conv3(Y))
-                if self.conv4:
-                    X = self.bn4(self.conv4(X))
-                return F.relu(Y + X)
+        ResNeXtBlock = _resnext_block_class(torch, nn, F)
 
         X = torch.tensor(x, requires_grad=True)
         block = ResNeXtBlock(8, 4, 1, use_1x1conv=True, strides=2)
