@@ -9,7 +9,7 @@ from engine import backend as backends  # noqa: F401  (engine.backends.set_backe
 from engine import cuda
 from engine.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from engine.autotune import get_conv_algo, set_conv_algo
-from engine.backend import get_backend, set_backend
+from engine.backend import get_backend, get_default_device, set_backend, set_default_device
 from engine.creation import (arange, as_tensor, empty, from_numpy, full, linspace, ones, ones_like, rand, randint,
                              randn, tensor, zeros, zeros_like)
 from engine.device import bool_ as bool  # noqa: A004

@@ -1,8 +1,15 @@
-"""Reverse-mode automatic differentiation: the Function base class, the graph walk, no_grad.
+"""Reverse-mode automatic differentiation: Variable, Function, the graph walk, no_grad.
 
-A Function's ``forward`` takes raw arrays and returns one raw array; its ``backward`` takes the
-gradient of that output and returns one gradient per input (``None`` where not needed). Subclasses
-save what backward needs with ``save_for_backward`` and consult ``needs_input_grad``.
+A :class:`Variable` is what autograd needs of a tensor: its array, ``requires_grad``, ``grad``,
+``grad_fn`` and the version counter of its memory (shared by views, bumped by in-place writes).
+``engine.tensor.Tensor`` is a Variable with the user-facing API; this module never imports it.
+
+A Function's ``forward`` takes raw arrays and returns one array or a tuple of arrays; its
+``backward`` takes one gradient per output (None for an output nothing depended on) and returns one
+gradient per input (None where not needed). Subclasses save what backward needs with
+``save_for_backward`` and consult ``needs_input_grad``. When a Function is applied, it records an
+*edge* per input (the Function that produced it, or the leaf itself), so later in-place changes to
+an input tensor's history do not change this graph.
 """
 from __future__ import annotations
 
@@ -51,13 +58,87 @@ class enable_grad(no_grad):  # noqa: N801
         set_grad_enabled(True)
 
 
-class Function:
-    """One differentiable op. Use ``MyOp.apply(*inputs, **params)`` to call it on Tensors."""
+class VersionCounter:
+    """How many in-place writes a piece of memory has had; one object shared by all its views."""
+
+    __slots__ = ("value",)
 
     def __init__(self):
-        self.inputs: Tuple[Any, ...] = ()
+        self.value = 0
+
+    def bump(self) -> None:
+        self.value += 1
+
+
+def memory_root(array):
+    """The array that owns ``array``'s memory (itself, or the end of its chain of ``.base``)."""
+    root = array
+    while getattr(root, "base", None) is not None and type(root.base) is type(root):
+        root = root.base
+    return root
+
+
+class Variable:
+    """The graph state of a tensor. Subclasses define ``_wrap`` (a new tensor around an array)."""
+
+    _data: Any
+    requires_grad: bool
+    grad: Optional["Variable"]
+    grad_fn: Optional["Function"]
+    _output_index: int  # which output of grad_fn this is
+    _version_counter: VersionCounter
+    _is_view: bool  # shares memory with the tensor it was computed from
+
+    @staticmethod
+    def _wrap(array) -> "Variable":  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def _version(self) -> int:
+        return self._version_counter.value
+
+    @property
+    def device(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _accumulate_grad(self, grad) -> None:
+        """Add ``grad`` (an array shaped like this leaf) into ``self.grad``."""
+        if tuple(grad.shape) != tuple(self._data.shape):
+            raise RuntimeError(f"gradient shape {tuple(grad.shape)} does not match tensor shape "
+                               f"{tuple(self._data.shape)}")
+        if grad.dtype != self._data.dtype:
+            grad = grad.astype(self._data.dtype)
+        if self.grad is None:
+            self.grad = self._wrap(grad.copy())
+        else:
+            self.grad._data = self.grad._data + grad
+
+    def _edge(self):
+        """Where a gradient for this tensor goes: (Function, output index), (leaf, None), or None."""
+        if not self.requires_grad:
+            return None
+        if self.grad_fn is not None:
+            return (self.grad_fn, self._output_index)
+        return (self, None)
+
+
+def check_same_device(op: str, inputs) -> None:
+    """Raise RuntimeError naming ``op`` when the Variables among ``inputs`` are on different devices."""
+    devices = {t.device for t in inputs if isinstance(t, Variable)}
+    if len(devices) > 1:
+        names = " and ".join(sorted(str(d) for d in devices))
+        raise RuntimeError(f"{op}: expected all tensors on the same device, got tensors on {names}")
+
+
+class Function:
+    """One differentiable op. Use ``MyOp.apply(*inputs, **params)`` to call it on tensors."""
+
+    def __init__(self):
+        self.edges: Tuple[Any, ...] = ()
         self.needs_input_grad: Tuple[bool, ...] = ()
         self.saved_tensors: Optional[Tuple[Any, ...]] = ()
+        self.num_outputs = 1
+        self._saved_versions: List[Tuple[VersionCounter, int, tuple]] = []
         self._freed = False
 
     def save_for_backward(self, *arrays) -> None:
@@ -66,38 +147,46 @@ class Function:
     def forward(self, *arrays, **params):  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must define forward")
 
-    def backward(self, grad_output):  # pragma: no cover - abstract
+    def backward(self, *grad_outputs):  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must define backward")
 
     @classmethod
     def apply(cls, *inputs, **params):
-        from engine.tensor import Tensor, check_same_device
-
-        check_same_device(cls.__name__, inputs)
+        """Run ``forward`` on the inputs' arrays; wrap each output array in a tensor; record the graph."""
+        tensors = [t for t in inputs if isinstance(t, Variable)]
+        if not tensors:
+            raise TypeError(f"{cls.__name__}.apply needs at least one tensor among its inputs")
+        check_same_device(cls.__name__, tensors)
         fn = cls()
-        fn.needs_input_grad = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
-        arrays = [t._data if isinstance(t, Tensor) else t for t in inputs]
-        output = fn.forward(*arrays, **params)
-        result = Tensor._wrap(output)
+        fn.needs_input_grad = tuple(isinstance(t, Variable) and t.requires_grad for t in inputs)
+        output = fn.forward(*(t._data if isinstance(t, Variable) else t for t in inputs), **params)
+        arrays = output if isinstance(output, tuple) else (output,)
+        results = tuple(tensors[0]._wrap(a) for a in arrays)
+        _share_versions_with_views(results, tensors)
         if is_grad_enabled() and any(fn.needs_input_grad):
-            fn.inputs = inputs
-            result.requires_grad = True
-            result.grad_fn = fn
-            fn._watch_saved(inputs + (result,))
-        return result
+            fn.edges = tuple(t._edge() if isinstance(t, Variable) else None for t in inputs)
+            fn.num_outputs = len(results)
+            for index, result in enumerate(results):
+                if result._data.dtype.kind in "fc":  # integer outputs (indices) carry no gradient
+                    result.requires_grad, result.grad_fn, result._output_index = True, fn, index
+            fn._watch_saved(tensors + list(results))
+        return results if isinstance(output, tuple) else results[0]
 
     def _watch_saved(self, tensors) -> None:
-        """Remember the version of every tensor whose array backward will read, to catch in-place edits."""
-        saved = self.saved_tensors or ()
-        self._saved_versions = [(t, t._version) for t in tensors
-                                if hasattr(t, "_version") and any(a is t._data for a in saved)]
+        """Remember the version of the memory of every array backward will read, to catch in-place edits."""
+        saved_roots = {id(memory_root(a)) for a in (self.saved_tensors or ()) if hasattr(a, "shape")}
+        watched = {}
+        for t in tensors:
+            if id(memory_root(t._data)) in saved_roots:
+                watched[id(t._version_counter)] = (t._version_counter, t._version, tuple(t._data.shape))
+        self._saved_versions = list(watched.values())
 
     def _check_saved_versions(self) -> None:
-        for t, version in getattr(self, "_saved_versions", ()):
-            if t._version != version:
+        for counter, version, shape in self._saved_versions:
+            if counter.value != version:
                 raise RuntimeError(
                     f"one of the variables needed for gradient computation ({self.name}) has been modified "
-                    f"by an in-place operation: a tensor of shape {tuple(t.shape)} is at version {t._version}, "
+                    f"by an inplace operation: a tensor of shape {shape} is at version {counter.value}, "
                     f"expected version {version}")
 
     @property
@@ -106,6 +195,15 @@ class Function:
 
     def __repr__(self):
         return f"<{self.name}>"
+
+
+def _share_versions_with_views(results, inputs) -> None:
+    """An output that is a view of an input's memory shares that input's version counter."""
+    roots = {id(memory_root(t._data)): t for t in inputs}
+    for result in results:
+        source = roots.get(id(memory_root(result._data)))
+        if source is not None:
+            result._version_counter, result._is_view = source._version_counter, True
 
 
 def _topological_order(root: Function) -> List[Function]:
@@ -126,26 +224,25 @@ def _topological_order(root: Function) -> List[Function]:
             continue
         expanded.add(id(fn))
         stack.append((fn, True))
-        for inp in fn.inputs:
-            parent = getattr(inp, "grad_fn", None)
-            if parent is not None and id(parent) not in expanded:
-                stack.append((parent, False))
+        for edge in fn.edges:
+            if edge is not None and edge[1] is not None and id(edge[0]) not in expanded:
+                stack.append((edge[0], False))
     order.reverse()
     return order
 
 
-def run_backward(tensor, grad, retain_graph: bool = False) -> None:
+def run_backward(tensor: Variable, grad, retain_graph: bool = False) -> None:
     """Propagate ``grad`` (an array shaped like ``tensor``) back to every leaf that requires grad."""
-    from engine.tensor import Tensor
-
     if tensor.grad_fn is None:  # a leaf: its gradient is the seed itself
-        _accumulate(tensor, grad)
+        tensor._accumulate_grad(grad)
         return
-    pending: Dict[int, Any] = {id(tensor.grad_fn): grad}
+    root = tensor.grad_fn
+    pending: Dict[int, List[Any]] = {id(root): [None] * root.num_outputs}
+    pending[id(root)][tensor._output_index] = grad
     with _grad_mode(False):
-        for fn in _topological_order(tensor.grad_fn):
-            grad_out = pending.pop(id(fn), None)
-            if grad_out is None:
+        for fn in _topological_order(root):
+            grads_out = pending.pop(id(fn), None)
+            if grads_out is None:
                 continue
             if fn._freed:
                 raise RuntimeError(
@@ -154,30 +251,18 @@ def run_backward(tensor, grad, retain_graph: bool = False) -> None:
                     "to backward twice."
                 )
             fn._check_saved_versions()
-            grads = fn.backward(grad_out)
-            if not isinstance(grads, tuple):
-                grads = (grads,)
+            grads_in = fn.backward(*grads_out)
+            if not isinstance(grads_in, tuple):
+                grads_in = (grads_in,)
             if not retain_graph:
                 fn.saved_tensors = None
                 fn._freed = True
-            for inp, g in zip(fn.inputs, grads):
-                if g is None or not isinstance(inp, Tensor) or not inp.requires_grad:
+            for edge, g in zip(fn.edges, grads_in):
+                if g is None or edge is None:
                     continue
-                if inp.grad_fn is None:
-                    _accumulate(inp, g)
-                else:
-                    key = id(inp.grad_fn)
-                    pending[key] = g if key not in pending else pending[key] + g
-
-
-def _accumulate(leaf, grad) -> None:
-    from engine.tensor import Tensor
-
-    if grad.shape != leaf.shape:
-        raise RuntimeError(f"gradient shape {tuple(grad.shape)} does not match tensor shape {leaf.shape}")
-    if grad.dtype != leaf._data.dtype:
-        grad = grad.astype(leaf._data.dtype)
-    if leaf.grad is None:
-        leaf.grad = Tensor._wrap(grad.copy())
-    else:
-        leaf.grad._data = leaf.grad._data + grad
+                target, index = edge
+                if index is None:
+                    target._accumulate_grad(g)
+                    continue
+                slots = pending.setdefault(id(target), [None] * target.num_outputs)
+                slots[index] = g if slots[index] is None else slots[index] + g

@@ -4,21 +4,16 @@ from __future__ import annotations
 import numpy as np
 
 from engine import backend, random
-from engine.device import array_device, float32, int64
+from engine.device import array_device, float32, int64, move
 from engine.device import device as Device
-from engine.tensor import Tensor, _move, _shape_args
+from engine.functions.checks import shape_args
+from engine.tensor import Tensor
 
 
 def _place(array, device, requires_grad) -> Tensor:
-    target = Device(device) if device is not None else Device(backend.default_device_type())
-    if target.type != "cpu":
-        array = _move(array, target)
-    t = Tensor._wrap(array)
-    if requires_grad:
-        if t.dtype.kind not in "fc":
-            raise RuntimeError(f"only floating point tensors can require gradients, got dtype {t.dtype}")
-        t.requires_grad = True
-    return t
+    target = Device(device) if device is not None else backend.get_default_device()
+    t = Tensor._wrap(move(array, target))
+    return t.requires_grad_() if requires_grad else t
 
 
 def _size(shape, size):
@@ -27,7 +22,7 @@ def _size(shape, size):
         if shape:
             raise TypeError(f"got the shape both positionally {shape} and as size={size!r}")
         shape = (size,)
-    return _shape_args(shape)
+    return shape_args(shape)
 
 
 def _float_dtype(dtype):
@@ -49,9 +44,12 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     if isinstance(data, np.ndarray):
         array = np.array(data, dtype=dtype, copy=True)
     else:
-        array = np.array(data)
-        if array.dtype == object:
-            raise TypeError(f"tensor: could not convert data of type {type(data).__name__} to a tensor")
+        try:
+            array = np.array(data)
+        except OverflowError:
+            array = np.array(data, dtype=object)
+        if array.dtype == object or (array.dtype.kind == "u" and dtype is None):
+            _refuse_unrepresentable(data, array)
         if dtype is not None:
             array = array.astype(dtype)
         elif array.dtype.kind == "f":
@@ -59,6 +57,16 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
         elif array.dtype.kind in "iu":
             array = array.astype(int64)
     return _place(array, device, requires_grad)
+
+
+def _refuse_unrepresentable(data, array) -> None:
+    """Python ints beyond int64 (numpy would make them uint64 or objects) and other objects: refuse."""
+    integers = [v for v in array.reshape(-1).tolist() if isinstance(v, int) and not isinstance(v, bool)]
+    too_big = [v for v in integers if not -2**63 <= v < 2**63]
+    if too_big:
+        raise ValueError(f"tensor: value {too_big[0]} overflows int64 (torch: Overflow when unpacking long long)")
+    if array.dtype == object:
+        raise TypeError(f"tensor: could not convert data of type {type(data).__name__} to a tensor")
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
@@ -89,7 +97,7 @@ def empty(*shape, size=None, dtype=None, device=None, requires_grad=False) -> Te
 def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
     if dtype is None:
         dtype = float32 if isinstance(fill_value, float) else (np.bool_ if isinstance(fill_value, bool) else int64)
-    return _place(np.full(_shape_args((size,)), fill_value, dtype=dtype), device, requires_grad)
+    return _place(np.full(shape_args((size,)), fill_value, dtype=dtype), device, requires_grad)
 
 
 def zeros_like(t: Tensor, dtype=None, requires_grad=False) -> Tensor:
@@ -128,7 +136,7 @@ def randn(*shape, size=None, dtype=None, device=None, requires_grad=False) -> Te
 def randint(low, high=None, size=(), dtype=None, device=None) -> Tensor:
     if high is None:
         low, high = 0, low
-    array = random.generator().integers(low, high, size=_shape_args((size,))).astype(dtype or int64)
+    array = random.generator().integers(low, high, size=shape_args((size,))).astype(dtype or int64)
     return _place(array, device, False)
 
 
@@ -150,7 +158,7 @@ def normal(mean=0.0, std=1.0, size=None, dtype=None, device=None, requires_grad=
     else:
         if size is None:
             raise TypeError("normal: with number mean and std, pass size (e.g. normal(0, 1, (3, 3)))")
-        shape, means, stds = _shape_args((size,)), mean, std
+        shape, means, stds = shape_args((size,)), mean, std
     if np.any(np.asarray(stds) < 0):
         raise ValueError(f"normal: std must be >= 0, got {std!r}")
     array = (random.generator().standard_normal(shape) * stds + means).astype(_float_dtype(dtype))

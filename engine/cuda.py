@@ -12,12 +12,9 @@ def is_available() -> bool:
 def require_cupy():
     """The cupy module, or a RuntimeError saying why cuda can't be used here."""
     try:
-        backend.load("cupy")
+        return backend.load("cupy").xp
     except backend.BackendUnavailable as exc:
         raise RuntimeError(f"cuda was requested but cannot be used: {exc}") from None
-    import cupy
-
-    return cupy
 
 
 def synchronize() -> None:

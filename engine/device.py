@@ -62,17 +62,54 @@ class device:  # noqa: N801  (named like torch.device)
         return f"device(type='{self.type}'" + ("" if self.index is None else f", index={self.index}") + ")"
 
 
+def is_cuda_array(array) -> bool:
+    """True for a cupy array (checked by its type's module, so cupy need not be imported)."""
+    return type(array).__module__.startswith("cupy")
+
+
 def array_device(array) -> device:
     """The device an array lives on (cupy arrays are on cuda)."""
-    if type(array).__module__.startswith("cupy"):
+    if is_cuda_array(array):
         return device("cuda", array.device.id)
     return device("cpu")
 
 
-def array_module(array):
-    """numpy, or cupy for a cupy array (without importing cupy otherwise)."""
-    if type(array).__module__.startswith("cupy"):
-        import cupy
+def cupy_module():
+    """The cupy module, or a RuntimeError saying why cuda cannot be used here."""
+    try:
+        import cupy  # optional: only machines with a GPU have it
+    except ImportError:
+        raise RuntimeError("cuda was requested but CuPy is not installed (pip install cupy-cuda12x, "
+                           "or cupy-cuda13x for CUDA 13 drivers)") from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError: no driver, driver too old, ...
+        raise RuntimeError(f"cuda was requested but no CUDA device is usable ({type(exc).__name__}: {exc})") \
+            from None
+    if count == 0:
+        raise RuntimeError("cuda was requested but CuPy sees no GPU")
+    return cupy
 
-        return cupy
-    return np
+
+def move(array, target: device):
+    """``array`` on device ``target``: itself when it is there already, else a copy."""
+    target = device(target)
+    if target.type == "cpu":
+        return array.get() if is_cuda_array(array) else array
+    cupy = cupy_module()
+    count = cupy.cuda.runtime.getDeviceCount()
+    if target.index >= count:
+        raise RuntimeError(f"cannot move a tensor to {target}: CuPy sees {count} CUDA device(s)")
+    if is_cuda_array(array) and array.device.id == target.index:
+        return array
+    with cupy.cuda.Device(target.index):
+        return cupy.asarray(array)  # a copy on this device, from the host or from another GPU
+
+
+def like(value, array):
+    """``value`` (a scalar, list, numpy or cupy array) as an array on ``array``'s device."""
+    if np.isscalar(value):
+        return value
+    if is_cuda_array(array):
+        return move(value, array_device(array))
+    return value.get() if is_cuda_array(value) else np.asarray(value)

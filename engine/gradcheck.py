@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from engine import autograd
-from engine.tensor import Tensor, _to_module
+from engine.tensor import Tensor
 
 
 class GradcheckError(AssertionError):
@@ -59,38 +59,44 @@ def gradcheck(fn: Callable, inputs: Sequence[Tensor], eps: float = 1e-6, atol: f
             return float(_scalarize(fn, inputs, weights).item())
 
     for i in checked:
-        data = inputs[i]._data  # perturbed in place, on its device
+        data = inputs[i].detach()  # perturbed in place (same memory, on its device)
         if random_directions is None:
             numeric = np.zeros(data.shape)
             flat, flat_numeric = data.reshape(-1), numeric.reshape(-1)
-            for k in range(flat.size):
+            for k in range(flat.numel()):
                 original = float(flat[k])
-                flat[k] = original + eps
+                _write(flat, k, original + eps)
                 plus = value()
-                flat[k] = original - eps
+                _write(flat, k, original - eps)
                 minus = value()
-                flat[k] = original
+                _write(flat, k, original)
                 flat_numeric[k] = (plus - minus) / (2 * eps)
             bad = ~np.isclose(analytic[i], numeric, rtol=rtol, atol=atol)
             if bad.any():
                 where = np.argwhere(bad)[0]
                 raise GradcheckError(
-                    f"gradcheck: input {i} (shape {data.shape}): {bad.sum()} of {bad.size} gradient entries differ; "
+                    f"gradcheck: input {i} (shape {tuple(data.shape)}): {bad.sum()} of {bad.size} gradient entries "
+                    f"differ; "
                     f"first at index {tuple(where)}: analytic {analytic[i][tuple(where)]!r} vs numeric "
                     f"{numeric[tuple(where)]!r}")
         else:
             original = inputs[i].detach().cpu().numpy().copy()
             for d in range(random_directions):
                 v = rng.standard_normal(data.shape)
-                data[...] = _to_module(original + eps * v, data)
+                _write(data, Ellipsis, original + eps * v)
                 plus = value()
-                data[...] = _to_module(original - eps * v, data)
+                _write(data, Ellipsis, original - eps * v)
                 minus = value()
-                data[...] = _to_module(original, data)
+                _write(data, Ellipsis, original)
                 numeric = (plus - minus) / (2 * eps)
                 predicted = float((analytic[i] * v).sum())
                 if not np.isclose(predicted, numeric, rtol=rtol, atol=atol):
                     raise GradcheckError(
-                        f"gradcheck: input {i} (shape {data.shape}), random direction {d}: analytic "
+                        f"gradcheck: input {i} (shape {tuple(data.shape)}), random direction {d}: analytic "
                         f"directional derivative {predicted!r} vs numeric {numeric!r}")
     return True
+
+
+def _write(tensor: Tensor, index, value) -> None:
+    with autograd.no_grad():
+        tensor[index] = value.astype(tensor.dtype) if isinstance(value, np.ndarray) else value

@@ -1,19 +1,27 @@
-"""The Tensor: an array (numpy or cupy) plus what autograd needs (requires_grad, grad, grad_fn)."""
-from __future__ import annotations
+"""The Tensor: an array (numpy or cupy) with the user-facing API, over autograd's Variable.
 
-from typing import Optional
+Every op is a Function from ``engine.functions`` applied with ``Function.apply``; this module
+only checks arguments, promotes dtypes and picks the Function. In-place ops (``+=``, ``x[i] = v``,
+``mul_``) write into the array and make the written Function the tensor's new history.
+"""
+from __future__ import annotations
 
 import numpy as np
 
 from engine import autograd
-from engine.device import array_device, array_module, device, dtype_name, float32, int64
+from engine.autograd import VersionCounter
+from engine.backend import backend_for
+from engine.device import array_device, device, dtype_name, float32, int64, like
 from engine.functions import elementwise as ew
 from engine.functions import linalg, reduction
 from engine.functions import shape as shape_ops
 from engine.functions.activation import ReLU, Sigmoid, Tanh
+from engine.functions.checks import check_broadcast, check_same_device, infer_shape, promote, shape_args
+from engine.functions.conversion import Cast, Clone, ToDevice
+from engine.functions.inplace import InplaceArithmetic, SetItem
 
 
-class Tensor:
+class Tensor(autograd.Variable):
     """A multi-dimensional array that records the ops applied to it when ``requires_grad`` is set.
 
     Create tensors with ``engine.tensor``, ``engine.zeros`` and friends rather than this class.
@@ -24,18 +32,17 @@ class Tensor:
     def __init__(self, data, requires_grad: bool = False):
         if isinstance(data, Tensor):
             data = data._data
-        self._data = data
-        self.requires_grad = bool(requires_grad)
-        self.grad: Optional[Tensor] = None
-        self.grad_fn = None
-        self._version = 0  # bumped by in-place ops; autograd checks it for saved tensors
+        _init_state(self, data)
+        if requires_grad:
+            self.requires_grad_(True)
 
-    @classmethod
-    def _wrap(cls, array) -> "Tensor":
+    @staticmethod
+    def _wrap(array) -> "Tensor":
+        """A new plain Tensor (never a subclass) around ``array``, with no history."""
         if isinstance(array, np.generic):  # numpy turns 0-d results into scalars; keep an array
             array = np.asarray(array)
-        t = cls.__new__(cls)
-        t._data, t.requires_grad, t.grad, t.grad_fn, t._version = array, False, None, None, 0
+        t = Tensor.__new__(Tensor)
+        _init_state(t, array)
         return t
 
     # ------------------------------------------------------------------ properties
@@ -79,8 +86,8 @@ class Tensor:
 
     @property
     def data(self) -> "Tensor":
-        """The same storage, detached from the graph (writes to it bypass autograd)."""
-        return Tensor._wrap(self._data)
+        """The same storage, detached from the graph (writes to it are not recorded, but bump its version)."""
+        return self.detach()
 
     @data.setter
     def data(self, value):
@@ -88,6 +95,7 @@ class Tensor:
         if tuple(value.shape) != tuple(self._data.shape):
             raise ValueError(f"data: new value has shape {tuple(value.shape)}, tensor has shape {self.shape}")
         self._data = value
+        self._version_counter = VersionCounter()  # new memory: what was saved from the old one stays valid
 
     @property
     def T(self) -> "Tensor":  # noqa: N802
@@ -131,14 +139,20 @@ class Tensor:
         return array if dtype is None else array.astype(dtype)
 
     def detach(self) -> "Tensor":
-        return Tensor._wrap(self._data)
+        """The same memory (and version counter) without history."""
+        t = Tensor._wrap(self._data)
+        t._version_counter, t._is_view = self._version_counter, True
+        return t
 
     def clone(self) -> "Tensor":
-        return _Clone.apply(self)
+        return Clone.apply(self)
 
     def requires_grad_(self, mode: bool = True) -> "Tensor":
         if self.grad_fn is not None and not mode:
             raise RuntimeError("requires_grad_(False) is only allowed on leaf tensors")
+        if mode and self.dtype.kind not in "fc":
+            raise RuntimeError(f"only Tensors of floating point dtype can require gradients, got "
+                               f"{dtype_name(self.dtype)}")
         self.requires_grad = bool(mode)
         return self
 
@@ -155,9 +169,9 @@ class Tensor:
                 target_dtype = arg
         out = self
         if target_device is not None:
-            out = _ToDevice.apply(out, device(target_device)) if device(target_device) != self.device else out
+            out = ToDevice.apply(out, device(target_device)) if device(target_device) != self.device else out
         if target_dtype is not None and np.dtype(target_dtype) != out.dtype:
-            out = _Cast.apply(out, np.dtype(target_dtype))
+            out = Cast.apply(out, np.dtype(target_dtype))
         return out
 
     def cpu(self) -> "Tensor":
@@ -187,40 +201,62 @@ class Tensor:
             if self._data.size != 1:
                 raise RuntimeError(f"grad can be implicitly created only for scalar outputs; this tensor "
                                    f"has shape {self.shape}: pass backward(gradient=...)")
-            grad = array_module(self._data).ones_like(self._data)
+            grad = backend_for(self._data).xp.ones_like(self._data)
         else:
             if isinstance(gradient, Tensor):
                 check_same_device("backward", (self, gradient))
             grad = gradient._data if isinstance(gradient, Tensor) else \
-                array_module(self._data).asarray(_to_module(gradient, self._data))
+                backend_for(self._data).xp.asarray(like(gradient, self._data))
             if tuple(grad.shape) != tuple(self._data.shape):
                 raise ValueError(f"backward: gradient shape {tuple(grad.shape)} does not match tensor shape "
                                  f"{tuple(self._data.shape)}")
             grad = grad.astype(self.dtype, copy=False)
         autograd.run_backward(self, grad, retain_graph=retain_graph)
 
+    # ------------------------------------------------------------------ in-place writes
     def zero_(self) -> "Tensor":
-        self._check_inplace("zero_")
-        self._data[...] = 0
-        return self
+        return self._write_in_place("zero_", SetItem, 0, Ellipsis)
 
     def fill_(self, value) -> "Tensor":
-        self._check_inplace("fill_")
-        self._data[...] = value
-        return self
+        return self._write_in_place("fill_", SetItem, value, Ellipsis)
 
     def copy_(self, src) -> "Tensor":
-        self._check_inplace("copy_")
-        src = src._data if isinstance(src, Tensor) else src
-        self._data[...] = _to_module(src, self._data)
-        return self
+        if isinstance(src, Tensor):  # from any device, like torch
+            check_broadcast("copy_", self.shape, src.shape)
+            src = src.to(self.device, self.dtype)
+        else:
+            src = like(src, self._data)
+        return self._write_in_place("copy_", SetItem, src, Ellipsis)
 
-    def _check_inplace(self, op):
-        self._version += 1
-        if self.requires_grad and autograd.is_grad_enabled():
-            kind = "a leaf Variable that requires grad" if self.grad_fn is None else "a tensor in the graph"
-            raise RuntimeError(f"{op}: {kind} is being used in an in-place operation; "
-                               "wrap it in engine.no_grad() or use tensor.data")
+    def __setitem__(self, index, value):
+        if isinstance(value, Tensor):  # from any device, like torch
+            value = value.to(self.device, self.dtype)
+        else:
+            value = like(value, self._data)
+        self._write_in_place("__setitem__", SetItem, value, _raw_index(index))
+
+    def _write_in_place(self, op, function, *args) -> "Tensor":
+        """Run ``function`` (which writes into this tensor's array) and bump the memory's version.
+
+        With grad mode on and gradients involved, the write is recorded: ``function`` becomes this
+        tensor's history. Under ``no_grad`` (optimizer steps, ``nn.init``) it is a plain write.
+        """
+        tracked = autograd.is_grad_enabled() and (
+            self.requires_grad or any(isinstance(a, Tensor) and a.requires_grad for a in args))
+        if tracked and self.requires_grad and self.grad_fn is None:
+            raise RuntimeError(f"{op}: a leaf Variable that requires grad is being used in an in-place "
+                               "operation; wrap it in engine.no_grad() or use tensor.data")
+        if tracked and self._is_view:
+            raise RuntimeError(f"{op}: in-place writes into a view (an indexed, reshaped or transposed tensor) "
+                               "are not recorded by autograd when gradients flow through them; clone() the "
+                               "view or write into the tensor it was taken from")
+        if tracked:
+            result = function.apply(self, *args)
+            self.grad_fn, self._output_index, self.requires_grad = result.grad_fn, 0, True
+        else:
+            function().forward(self._data, *(a._data if isinstance(a, Tensor) else a for a in args))
+        self._version_counter.bump()
+        return self
 
     # ------------------------------------------------------------------ arithmetic
     def _operand(self, other, op):
@@ -230,7 +266,7 @@ class Tensor:
                 raise RuntimeError(f"{op}: expected both tensors on the same device, got {self.device} "
                                    f"and {other.device}")
             return other
-        xp = array_module(self._data)
+        xp = backend_for(self._data).xp
         if isinstance(other, (bool, int, float)):
             if self.dtype.kind == "f" or (isinstance(other, int) and self.dtype.kind in "iu"):
                 dtype = self.dtype
@@ -239,13 +275,13 @@ class Tensor:
             else:
                 dtype = np.bool_ if isinstance(other, bool) else int64
             return Tensor._wrap(xp.asarray(other, dtype=dtype))
-        return Tensor._wrap(_to_module(other, self._data) if not np.isscalar(other) else xp.asarray(other))
+        return Tensor._wrap(xp.asarray(like(other, self._data)))
 
     def _binary(self, fn, other, op, reverse=False):
         other = self._operand(other, op)
         a, b = (other, self) if reverse else (self, other)
         check_broadcast(op, a.shape, b.shape)
-        a, b = _promote(a, b)
+        a, b = promote(a, b)
         return fn.apply(a, b)
 
     def __add__(self, other):
@@ -305,7 +341,7 @@ class Tensor:
             raise ValueError(f"matmul: shapes {self.shape} and {other.shape} cannot be multiplied "
                              f"({a.shape[-1]} != {b.shape[-2]})")
         check_broadcast("matmul", a.shape[:-2], b.shape[:-2])
-        a, b = _promote(a, b)
+        a, b = promote(a, b)
         out = linalg.MatMul.apply(a, b)
         if self.ndim == 1:
             out = out.reshape(*out.shape[:-2], out.shape[-1])
@@ -316,26 +352,29 @@ class Tensor:
     def __rmatmul__(self, other):
         return self._operand(other, "matmul").__matmul__(self)
 
-    def _inplace(self, other, op, ufunc):
-        self._check_inplace(op)
-        other = self._operand(other, op)
-        check_broadcast(op, self.shape, other.shape)
-        ufunc(self._data, other._data, out=self._data, casting="same_kind")
-        return self
+    def _inplace(self, other, op):
+        other = self._operand(other, op + "_")
+        check_broadcast(op + "_", self.shape, other.shape)
+        if not np.can_cast(other.dtype, self.dtype, "same_kind"):
+            raise RuntimeError(f"{op}_: result type {dtype_name(other.dtype)} can't be cast to the tensor's "
+                               f"dtype {dtype_name(self.dtype)}")
+        if other.requires_grad and other.dtype != self.dtype:
+            other = other.to(self.dtype)
+        return self._write_in_place(op + "_", InplaceArithmetic, other, op)
 
     def __iadd__(self, other):
-        return self._inplace(other, "add_", array_module(self._data).add)
+        return self._inplace(other, "add")
 
     def __isub__(self, other):
-        return self._inplace(other, "sub_", array_module(self._data).subtract)
+        return self._inplace(other, "sub")
 
     def __imul__(self, other):
-        return self._inplace(other, "mul_", array_module(self._data).multiply)
+        return self._inplace(other, "mul")
 
     def __itruediv__(self, other):
         if self.dtype.kind != "f":
             raise RuntimeError(f"div_: result type float can't be cast to the tensor's dtype {self.dtype}")
-        return self._inplace(other, "div_", array_module(self._data).divide)
+        return self._inplace(other, "div")
 
     def add_(self, other, alpha=1):
         return self.__iadd__(other * alpha if alpha != 1 else other)
@@ -350,7 +389,7 @@ class Tensor:
     def _compare(self, other, ufunc_name):
         other = self._operand(other, ufunc_name)
         check_broadcast(ufunc_name, self.shape, other.shape)
-        return Tensor._wrap(getattr(array_module(self._data), ufunc_name)(self._data, other._data))
+        return Tensor._wrap(getattr(backend_for(self._data).xp, ufunc_name)(self._data, other._data))
 
     def __eq__(self, other):  # noqa: D105
         return self._compare(other, "equal")
@@ -381,7 +420,7 @@ class Tensor:
 
     def allclose(self, other, rtol=1e-5, atol=1e-8) -> bool:
         check_same_device("allclose", (self, other))
-        xp = array_module(self._data)
+        xp = backend_for(self._data).xp
         return bool(xp.allclose(self._data, other._data, rtol=rtol, atol=atol))
 
     # ------------------------------------------------------------------ math
@@ -423,10 +462,7 @@ class Tensor:
         if dim is None:
             return reduction.MaxAll.apply(self, take_min)
         (axis,) = reduction.normalize_dims(dim, self.ndim, op)
-        values = reduction.MaxAlongDim.apply(self, axis, keepdim, take_min)
-        indices = Tensor._wrap(values.grad_fn.indices if values.grad_fn else
-                               _argextreme(self._data, axis, keepdim, take_min))
-        return MaxResult(values, indices)
+        return MaxResult(*reduction.MaxAlongDim.apply(self, axis, keepdim, take_min))
 
     def max(self, dim=None, keepdim=False):
         """Largest element, or ``(values, indices)`` along ``dim``."""
@@ -438,24 +474,19 @@ class Tensor:
 
     def argmax(self, dim=None, keepdim=False):
         if dim is None:
-            return Tensor._wrap(array_module(self._data).asarray(self._data.argmax()))
+            return Tensor._wrap(backend_for(self._data).xp.asarray(self._data.argmax()))
         (axis,) = reduction.normalize_dims(dim, self.ndim, "argmax")
-        return Tensor._wrap(_argextreme(self._data, axis, keepdim, False))
+        return Tensor._wrap(reduction.arg_extreme(self._data, axis, keepdim, False))
 
     def argmin(self, dim=None, keepdim=False):
         if dim is None:
-            return Tensor._wrap(array_module(self._data).asarray(self._data.argmin()))
+            return Tensor._wrap(backend_for(self._data).xp.asarray(self._data.argmin()))
         (axis,) = reduction.normalize_dims(dim, self.ndim, "argmin")
-        return Tensor._wrap(_argextreme(self._data, axis, keepdim, True))
+        return Tensor._wrap(reduction.arg_extreme(self._data, axis, keepdim, True))
 
     # ------------------------------------------------------------------ shape
     def reshape(self, *shape):
-        shape = _shape_args(shape)
-        try:
-            target = _infer_shape(self._data.size, shape)
-        except ValueError:
-            raise ValueError(f"reshape: shape {tuple(shape)} is invalid for input of size {self.numel()} "
-                             f"(shape {self.shape})") from None
+        target = infer_shape(self._data.size, shape_args(shape), "reshape", self.shape)
         if target == self._data.shape:
             return self
         return shape_ops.Reshape.apply(self, target)
@@ -485,7 +516,7 @@ class Tensor:
         return self.reshape(self.shape[:dim] + self.shape[dim + 1:])
 
     def permute(self, *dims):
-        dims = _shape_args(dims)
+        dims = shape_args(dims)
         if sorted(d % self.ndim for d in dims) != list(range(self.ndim)) if self.ndim else dims:
             raise ValueError(f"permute: dims {tuple(dims)} is not a permutation of the {self.ndim} dims "
                              f"of a tensor of shape {self.shape}")
@@ -506,11 +537,6 @@ class Tensor:
     def __getitem__(self, index):
         index = _raw_index(index)
         return shape_ops.GetItem.apply(self, index)
-
-    def __setitem__(self, index, value):
-        self._check_inplace("__setitem__")
-        value = value._data if isinstance(value, Tensor) else value
-        self._data[_raw_index(index)] = _to_module(value, self._data)
 
     def __iter__(self):
         if self.ndim == 0:
@@ -566,61 +592,10 @@ class MaxResult(tuple):
         return self[1]
 
 
-# ---------------------------------------------------------------------- helpers used across the engine
-class _ToDevice(autograd.Function):
-    def forward(self, a, target):
-        self.source = array_device(a)
-        return _move(a, target)
-
-    def backward(self, gy):
-        return _move(gy, self.source)
-
-
-class _Cast(autograd.Function):
-    def forward(self, a, dtype):
-        self.source = a.dtype
-        return a.astype(dtype)
-
-    def backward(self, gy):
-        return gy.astype(self.source) if self.source.kind == "f" else None
-
-
-class _Clone(autograd.Function):
-    def forward(self, a):
-        return a.copy()
-
-    def backward(self, gy):
-        return gy
-
-
-def _is_cuda_array(array) -> bool:
-    return array_device(array).type == "cuda"
-
-
-def _move(array, target: device):
-    if target.type == "cpu":
-        return array.get() if _is_cuda_array(array) else array
-    from engine import cuda
-
-    cp = cuda.require_cupy()
-    count = cp.cuda.runtime.getDeviceCount()
-    if target.index >= count:
-        raise RuntimeError(f"cannot move a tensor to {target}: CuPy sees {count} CUDA device(s)")
-    with cp.cuda.Device(target.index):
-        return cp.asarray(array)  # a copy on this device, from the host or from another GPU
-
-
-def _to_module(value, like):
-    """``value`` as an array of ``like``'s module (numpy or cupy)."""
-    xp = array_module(like)
-    if xp is np and _is_cuda_array(value):
-        return value.get()
-    return xp.asarray(value) if not np.isscalar(value) else value
-
-
-def _argextreme(array, axis, keepdim, take_min):
-    idx = array.argmin(axis=axis) if take_min else array.argmax(axis=axis)
-    return array_module(array).expand_dims(idx, axis) if keepdim else idx
+# ---------------------------------------------------------------------- helpers
+def _init_state(t: Tensor, array) -> None:
+    t._data, t.requires_grad, t.grad, t.grad_fn = array, False, None, None
+    t._output_index, t._version_counter, t._is_view = 0, VersionCounter(), False
 
 
 def _raw_index(index):
@@ -629,85 +604,6 @@ def _raw_index(index):
     if isinstance(index, tuple):
         return tuple(i._data if isinstance(i, Tensor) else i for i in index)
     return index
-
-
-def _shape_args(shape):
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
-    return tuple(int(s) for s in shape)
-
-
-def _infer_shape(size, shape):
-    known = 1
-    for s in shape:
-        if s != -1:
-            known *= s
-    if shape.count(-1) > 1 or any(s < -1 for s in shape) or (-1 not in shape and known != size) \
-            or (-1 in shape and (known == 0 or size % known)):
-        raise ValueError("bad shape")
-    return tuple(size // known if s == -1 else s for s in shape)
-
-
-def _promote(a: Tensor, b: Tensor):
-    """Cast two operands to one dtype the way torch does: a float beats an int, and between two
-    floats a 0-d tensor (a wrapped scalar) takes the other's dtype; else float32 + float64 -> float64."""
-    if a.dtype == b.dtype:
-        return a, b
-    a_float, b_float = a.dtype.kind == "f", b.dtype.kind == "f"
-    if a_float != b_float:
-        target = a.dtype if a_float else b.dtype
-    elif a.ndim == 0 and b.ndim > 0:
-        target = b.dtype
-    elif b.ndim == 0 and a.ndim > 0:
-        target = a.dtype
-    else:
-        target = np.result_type(a.dtype, b.dtype)
-    return a.to(target), b.to(target)
-
-
-def check_broadcast(op, shape_a, shape_b):
-    """Raise ValueError naming ``op`` and both shapes when they don't broadcast."""
-    for x, y in zip(reversed(tuple(shape_a)), reversed(tuple(shape_b))):
-        if x != y and x != 1 and y != 1:
-            raise ValueError(f"{op}: shapes {tuple(shape_a)} and {tuple(shape_b)} cannot be broadcast together "
-                             f"(size {x} vs {y})")
-
-
-def check_same_device(op, inputs):
-    devices = {t.device for t in inputs if isinstance(t, Tensor)}
-    if len(devices) > 1:
-        names = " and ".join(sorted(str(d) for d in devices))
-        raise RuntimeError(f"{op}: expected all tensors on the same device, got tensors on {names}")
-
-
-def as_float_tensors(op, **named):
-    """Check that each named argument is a float Tensor (None allowed for ``bias``), all one dtype."""
-    out, dtypes = [], {}
-    for name, value in named.items():
-        if value is None and name == "bias":
-            out.append(None)
-            continue
-        if not isinstance(value, Tensor):
-            raise TypeError(f"{op}: argument '{name}' must be a Tensor, got {type(value).__name__}")
-        if value.dtype.kind != "f":
-            raise TypeError(f"{op}: argument '{name}' must be a floating point tensor, got "
-                            f"{dtype_name(value.dtype)} with shape {value.shape}")
-        dtypes[name] = value.dtype
-        out.append(value)
-    if len(set(dtypes.values())) > 1:
-        listing = ", ".join(f"{k} is {dtype_name(v)}" for k, v in dtypes.items())
-        raise TypeError(f"{op}: arguments must have the same dtype, but {listing}")
-    check_same_device(op, out)
-    return out
-
-
-def batched(t: Tensor, op: str):
-    """A 4-D view of a (N,C,H,W) or unbatched (C,H,W) input, and a function undoing the batching."""
-    if t.ndim == 4:
-        return t, lambda y: y
-    if t.ndim == 3:
-        return t.reshape((1,) + tuple(t.shape)), lambda y: y.reshape(tuple(y.shape)[1:])
-    raise ValueError(f"{op}: input must be 4-D (N, C, H, W) or 3-D (C, H, W), got input shape {tuple(t.shape)}")
 
 
 # ---------------------------------------------------------------------- axis= (added with the modern CNNs)

@@ -98,5 +98,6 @@ def max_pool2d_backward(gy: np.ndarray, indices: np.ndarray, input_hw: Pair) -> 
     h, w = input_hw
     gx = np.zeros((n * c, h * w), gy.dtype)
     rows = np.arange(n * c)[:, None]
-    np.add.at(gx, (rows, indices.reshape(n * c, -1)), gy.reshape(n * c, -1))
+    windows = indices.shape[2] * indices.shape[3]  # explicit: reshape(-1) of an empty batch is ambiguous
+    np.add.at(gx, (rows, indices.reshape(n * c, windows)), gy.reshape(n * c, windows))
     return gx.reshape(n, c, h, w)

@@ -73,7 +73,7 @@ def dtype(request) -> DType:
 # --- backends ----------------------------------------------------------------------------------
 
 CPU_BACKENDS = ["reference", "numba"]
-BACKENDS = CPU_BACKENDS + ["cupy"]  # 'cupy' also makes cuda the default device of new tensors
+BACKENDS = CPU_BACKENDS + ["cupy"]  # 'cupy' runs the test with cuda as the default device
 
 
 @pytest.fixture(params=BACKENDS)
@@ -83,7 +83,12 @@ def backend(request):
     if not engine_backend.is_available(name):
         reason = "no usable CUDA device / CuPy" if name == "cupy" else "it does not import"
         pytest.skip(f"backend {name!r} is not available on this machine ({reason})")
-    previous = engine_backend.get_backend()
+    if name == "cupy":  # cuda tensors always run on cupy: make cuda the default device instead
+        engine.set_default_device("cuda")
+        yield name
+        engine.set_default_device("cpu")
+        return
+    previous = engine_backend.cpu_backend().NAME
     engine.set_backend(name)
     yield name
     engine.set_backend(previous)

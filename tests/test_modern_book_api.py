@@ -285,7 +285,8 @@ def _resnext_block_class(torch, nn, F):
             Y = self.bn3(self.conv3(Y))
             if self.conv4:
                 X = self.bn4(self.conv4(X))
-            return F.relu(Y + X)
+            Y += X  # in place on a tensor in the graph, as the book writes it
+            return F.relu(Y)
 
     return ResNeXtBlock
 
@@ -313,8 +314,7 @@ def test_8_8_anynet_design_space():
 
 
 def test_8_6_resnet_and_resnext_blocks():
-    """Residual blocks with lazy layers and a grouped 3x3 convolution (ResNeXt); ``Y = Y + X``
-    stands for the book's ``Y += X`` (in-place arithmetic on graph tensors is the autograd's work)."""
+    """Residual blocks with lazy layers, a grouped 3x3 convolution (ResNeXt) and the book's ``Y += X``."""
     def program(torch, nn, F, x):
         ResNeXtBlock = _resnext_block_class(torch, nn, F)
 

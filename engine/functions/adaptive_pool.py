@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from engine.autograd import Function
 from engine.backend import backend_for, contiguous
+from engine.functions.checks import as_float_tensors, batched
 
 
 class AdaptiveAvgPool2d(Function):
@@ -15,12 +16,14 @@ class AdaptiveAvgPool2d(Function):
 
 
 class AdaptiveMaxPool2d(Function):
+    """(y, indices): indices (int64 h*W+w of each maximum) is a second, non-differentiable output."""
+
     def forward(self, x, out_hw):
         self.input_hw = x.shape[2:]
         y, self.indices = backend_for(x).adaptive_max_pool2d_forward(contiguous(x), out_hw)
-        return y
+        return y, self.indices
 
-    def backward(self, gy):
+    def backward(self, gy, g_indices=None):
         return backend_for(gy).max_pool2d_backward(contiguous(gy), self.indices, self.input_hw)
 
 
@@ -43,8 +46,6 @@ def output_hw(op, input_shape, output_size):
 
 def adaptive_avg_pool2d(input, output_size):
     """Checked entry point; see ``engine.nn.functional.adaptive_avg_pool2d``."""
-    from engine.tensor import as_float_tensors, batched
-
     (input,) = as_float_tensors("adaptive_avg_pool2d", input=input)
     x, restore = batched(input, "adaptive_avg_pool2d")
     return restore(AdaptiveAvgPool2d.apply(x, output_hw("adaptive_avg_pool2d", x.shape, output_size)))
@@ -52,14 +53,7 @@ def adaptive_avg_pool2d(input, output_size):
 
 def adaptive_max_pool2d(input, output_size, return_indices=False):
     """Checked entry point; see ``engine.nn.functional.adaptive_max_pool2d``."""
-    from engine.tensor import Tensor, as_float_tensors, batched
-
     (input,) = as_float_tensors("adaptive_max_pool2d", input=input)
     x, restore = batched(input, "adaptive_max_pool2d")
-    y = AdaptiveMaxPool2d.apply(x, output_hw("adaptive_max_pool2d", x.shape, output_size))
-    if not return_indices:
-        return restore(y)
-    indices = y.grad_fn.indices if y.grad_fn is not None else None
-    if indices is None:  # no graph was built: run the kernel again for the indices
-        indices = backend_for(x._data).adaptive_max_pool2d_forward(contiguous(x._data), tuple(y.shape[2:]))[1]
-    return restore(y), restore(Tensor._wrap(indices))
+    y, indices = AdaptiveMaxPool2d.apply(x, output_hw("adaptive_max_pool2d", x.shape, output_size))
+    return (restore(y), restore(indices)) if return_indices else restore(y)

@@ -4,6 +4,8 @@ from __future__ import annotations
 from engine.autograd import Function
 from engine.autotune import check_algo, run_conv_kernel
 from engine.backend import backend_for, contiguous
+from engine.functions.checks import as_float_tensors, batched
+from engine.functions.join import cat
 from kernels.shapes import conv2d_out_hw, pair
 
 
@@ -37,8 +39,6 @@ class Conv2d(Function):
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, algo="auto"):
     """Checked entry point; see ``engine.nn.functional.conv2d`` for the documentation."""
-    from engine.tensor import as_float_tensors, batched
-
     input, weight, bias = as_float_tensors("conv2d", input=input, weight=weight, bias=bias)
     x, restore = batched(input, "conv2d")
     groups = check_groups(x.shape, weight.shape, groups)
@@ -58,8 +58,6 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
 def _grouped_conv2d(x, weight, bias, groups, stride, padding, dilation, algo):
     """y (N,O,OH,OW): group g convolves input channels [g*C/groups, (g+1)*C/groups) with filters
     [g*O/groups, (g+1)*O/groups) of weight (O, C/groups, KH, KW)."""
-    from engine.functions.join import cat
-
     cin, cout = x.shape[1] // groups, weight.shape[0] // groups
     outputs = []
     for g in range(groups):

@@ -6,6 +6,8 @@ import numpy as np
 from engine import random
 from engine.autograd import Function
 from engine.backend import backend_for, contiguous
+from engine.device import like
+from engine.functions.checks import as_float_tensors
 
 
 class Dropout(Function):
@@ -21,8 +23,6 @@ class Dropout(Function):
 
 def dropout(input, p=0.5, training=True):
     """Checked entry point; see ``engine.nn.functional.dropout``."""
-    from engine.tensor import _to_module, as_float_tensors
-
     (input,) = as_float_tensors("dropout", input=input)
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
         raise ValueError(f"dropout: probability p has to be between 0 and 1, but got {p!r}")
@@ -32,4 +32,4 @@ def dropout(input, p=0.5, training=True):
         return input * 0.0
     # drawn on the host from the engine's generator, so engine.manual_seed reproduces the mask on any device
     keep = (random.generator().random(tuple(input.shape)) >= p).astype(np.uint8)
-    return Dropout.apply(input, _to_module(keep, input._data), 1.0 / (1.0 - p))
+    return Dropout.apply(input, like(keep, input._data), 1.0 / (1.0 - p))

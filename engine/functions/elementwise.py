@@ -1,8 +1,10 @@
 """Broadcasting arithmetic: add, sub, mul, div, pow, neg, exp, log."""
 from __future__ import annotations
 
+import numpy as np
+
 from engine.autograd import Function
-from engine.device import array_module
+from engine.backend import backend_for
 
 
 def unbroadcast(grad, shape):
@@ -71,13 +73,13 @@ class Pow(Function):
 
     def backward(self, gy):
         a, b, y = self.saved_tensors
-        xp = array_module(gy)
+        xp = backend_for(gy).xp
         ga = gb = None
-        if self.needs_input_grad[0]:
-            ga = unbroadcast(gy * b * a ** (b - 1), a.shape)
-        if self.needs_input_grad[1]:
-            log_a = xp.log(xp.where(a > 0, a, 1))
-            gb = unbroadcast(gy * y * log_a, b.shape)
+        with np.errstate(divide="ignore", invalid="ignore"):  # cupy never warns; numpy would here
+            if self.needs_input_grad[0]:  # b * a**(b-1), and 0 where b == 0 (even at a == 0), as torch
+                ga = unbroadcast(gy * xp.where(b == 0, 0, b * a ** (b - 1)), a.shape)
+            if self.needs_input_grad[1]:  # y * log(a): NaN for a < 0; 0 at a == 0 for b >= 0, as torch
+                gb = unbroadcast(gy * xp.where((a == 0) & (b >= 0), 0, y * xp.log(a)), b.shape)
         return ga, gb
 
 
@@ -91,7 +93,7 @@ class Neg(Function):
 
 class Exp(Function):
     def forward(self, a):
-        y = array_module(a).exp(a)
+        y = backend_for(a).xp.exp(a)
         self.save_for_backward(y)
         return y
 
@@ -103,7 +105,7 @@ class Exp(Function):
 class Log(Function):
     def forward(self, a):
         self.save_for_backward(a)
-        return array_module(a).log(a)
+        return backend_for(a).xp.log(a)
 
     def backward(self, gy):
         (a,) = self.saved_tensors
@@ -112,7 +114,7 @@ class Log(Function):
 
 class Sqrt(Function):
     def forward(self, a):
-        y = array_module(a).sqrt(a)
+        y = backend_for(a).xp.sqrt(a)
         self.save_for_backward(y)
         return y
 
@@ -124,8 +126,8 @@ class Sqrt(Function):
 class Abs(Function):
     def forward(self, a):
         self.save_for_backward(a)
-        return array_module(a).abs(a)
+        return backend_for(a).xp.abs(a)
 
     def backward(self, gy):
         (a,) = self.saved_tensors
-        return gy * array_module(a).sign(a)
+        return gy * backend_for(a).xp.sign(a)

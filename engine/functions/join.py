@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.autograd import Function
-from engine.device import array_module
+from engine.autograd import Function, Variable
+from engine.backend import backend_for
+from engine.functions.checks import check_same_device
 
 
 class Cat(Function):
@@ -13,23 +14,21 @@ class Cat(Function):
     def forward(self, *arrays, dim):
         self.dim = dim
         self.sizes = [a.shape[dim] for a in arrays]
-        return array_module(arrays[0]).concatenate(arrays, axis=dim)
+        return backend_for(arrays[0]).xp.concatenate(arrays, axis=dim)
 
     def backward(self, gy):
         bounds = np.cumsum(self.sizes)[:-1].tolist()
-        parts = array_module(gy).split(gy, bounds, axis=self.dim)
+        parts = backend_for(gy).xp.split(gy, bounds, axis=self.dim)
         return tuple(part if needed else None for part, needed in zip(parts, self.needs_input_grad))
 
 
 def _checked(op, tensors):
-    from engine.tensor import Tensor, check_same_device
-
-    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
+    if isinstance(tensors, Variable) or not isinstance(tensors, (list, tuple)):
         raise TypeError(f"{op}: expected a list or tuple of Tensors, got {type(tensors).__name__}")
     if not tensors:
         raise ValueError(f"{op}: expected a non-empty list of Tensors")
     for i, t in enumerate(tensors):
-        if not isinstance(t, Tensor):
+        if not isinstance(t, Variable):
             raise TypeError(f"{op}: element {i} of tensors must be a Tensor, got {type(t).__name__}")
     check_same_device(op, tensors)
     dtype = np.result_type(*[t.dtype for t in tensors])

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 from engine.autograd import Function
 from engine.backend import backend_for, contiguous
-from engine.device import array_module
 
 
 class LogSoftmax(Function):
     def forward(self, x, dim):
-        xp = array_module(x)
+        xp = backend_for(x).xp
         shifted = x - x.max(axis=dim, keepdims=True)
         y = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
         self.dim = dim
@@ -17,13 +16,13 @@ class LogSoftmax(Function):
 
     def backward(self, gy):
         (y,) = self.saved_tensors
-        xp = array_module(gy)
+        xp = backend_for(gy).xp
         return gy - xp.exp(y) * gy.sum(axis=self.dim, keepdims=True)
 
 
 class Softmax(Function):
     def forward(self, x, dim):
-        xp = array_module(x)
+        xp = backend_for(x).xp
         e = xp.exp(x - x.max(axis=dim, keepdims=True))
         y = e / e.sum(axis=dim, keepdims=True)
         self.dim = dim
@@ -40,7 +39,7 @@ class SoftmaxCrossEntropy(Function):
 
     def forward(self, logits, target):
         loss, probs = backend_for(logits).softmax_cross_entropy_forward(contiguous(logits), contiguous(target))
-        self.save_for_backward(probs, target)
+        self.save_for_backward(probs, contiguous(target))
         return loss
 
     def backward(self, gloss):

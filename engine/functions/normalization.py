@@ -4,13 +4,13 @@ The kernels see (N, C, L): BatchNorm1d's (N, C) is L = 1, BatchNorm2d's (N, C, H
 """
 from __future__ import annotations
 
-from engine.autograd import Function
+from engine.autograd import Function, Variable
 from engine.backend import backend_for, contiguous
-from engine.device import array_module
+from engine.functions.checks import as_float_tensors
 
 
 class BatchNorm(Function):
-    """y (N,C,L) = (x - mean) / sqrt(var + eps) * weight + bias, per channel.
+    """y (N,C,...) = (x - mean) / sqrt(var + eps) * weight + bias, per channel (dim 1).
 
     With ``use_batch_stats`` mean and var are the batch's (biased var), and ``running_mean`` /
     ``running_var`` (raw arrays, or None) move towards them by ``momentum`` (running_var gets the
@@ -18,8 +18,10 @@ class BatchNorm(Function):
     """
 
     def forward(self, x, weight, bias, running_mean, running_var, use_batch_stats, momentum, eps):
-        xp, backend = array_module(x), backend_for(x)
-        x = contiguous(x)
+        backend = backend_for(x)
+        xp = backend.xp
+        self.shape = x.shape  # (N, C, ...): the kernels see (N, C, L); the output is not a view of anything
+        x = contiguous(x).reshape(x.shape[0], x.shape[1], -1)
         C = x.shape[1]
         w = xp.ones(C, x.dtype) if weight is None else contiguous(weight)
         b = xp.zeros(C, x.dtype) if bias is None else contiguous(bias)
@@ -35,20 +37,19 @@ class BatchNorm(Function):
         invstd = (1 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
         self.use_batch_stats = use_batch_stats
         self.save_for_backward(x, mean, invstd, w)
-        return y
+        return y.reshape(self.shape)
 
     def backward(self, gy):
         x, mean, invstd, w = self.saved_tensors
-        gx, gw, gb = backend_for(gy).batch_norm_backward(contiguous(gy), x, mean, invstd, w, self.use_batch_stats)
-        return (gx if self.needs_input_grad[0] else None,
+        gy = contiguous(gy).reshape(x.shape)
+        gx, gw, gb = backend_for(gy).batch_norm_backward(gy, x, mean, invstd, w, self.use_batch_stats)
+        return (gx.reshape(self.shape) if self.needs_input_grad[0] else None,
                 gw if self.needs_input_grad[1] else None,
                 gb if self.needs_input_grad[2] else None)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
     """Checked entry point; see ``engine.nn.functional.batch_norm``."""
-    from engine.tensor import Tensor, as_float_tensors
-
     (input,) = as_float_tensors("batch_norm", input=input)
     if input.ndim < 2:
         raise ValueError(f"batch_norm: input must be at least 2-D (N, C, ...), got input shape {tuple(input.shape)}")
@@ -58,7 +59,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     for name, value in named.items():
         if value is None:
             continue
-        if not isinstance(value, Tensor):
+        if not isinstance(value, Variable):
             raise TypeError(f"batch_norm: argument '{name}' must be a Tensor or None, got {type(value).__name__}")
         if tuple(value.shape) != (C,):
             raise ValueError(f"batch_norm: {name} must have shape ({C},) for input shape {shape} "
@@ -74,10 +75,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if use_batch_stats and per_channel <= 1:
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
                          f"got input shape {shape}")
-    x = input.reshape(shape[0], C, -1)
     stats = (None, None) if running_mean is None else (running_mean._data, running_var._data)
-    if stats[0] is not None and training:
-        running_mean._version += 1
-        running_var._version += 1
-    y = BatchNorm.apply(x, weight, bias, *stats, use_batch_stats, float(momentum), float(eps))
-    return y.reshape(shape)
+    if stats[0] is not None and training:  # updated in place below
+        running_mean._version_counter.bump()
+        running_var._version_counter.bump()
+    return BatchNorm.apply(input, weight, bias, *stats, use_batch_stats, float(momentum), float(eps))

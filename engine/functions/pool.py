@@ -5,6 +5,7 @@ import numpy as np
 
 from engine.autograd import Function
 from engine.backend import backend_for, contiguous
+from engine.functions.checks import as_float_tensors, batched
 from kernels.shapes import pair, pool2d_out_hw
 
 
@@ -63,8 +64,6 @@ def check_pool_geometry(op, x_shape, kernel_size, stride, padding, dilation, cei
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
     """Checked entry point; see ``engine.nn.functional.avg_pool2d``."""
-    from engine.tensor import as_float_tensors, batched
-
     (input,) = as_float_tensors("avg_pool2d", input=input)
     x, restore = batched(input, "avg_pool2d")
     kernel, stride, padding, _ = check_pool_geometry(
@@ -74,8 +73,6 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     """Checked entry point; see ``engine.nn.functional.max_pool2d``."""
-    from engine.tensor import as_float_tensors, batched
-
     (input,) = as_float_tensors("max_pool2d", input=input)
     x, restore = batched(input, "max_pool2d")
     kernel, stride, padding, dilation = check_pool_geometry(

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from engine.autograd import Function
-from engine.device import array_module
+from engine.backend import backend_for
 
 
 def normalize_dims(dim, ndim, op):
@@ -33,10 +33,10 @@ def _expand_back(gy, in_shape, dims, keepdim):
 class Sum(Function):
     def forward(self, a, dims, keepdim):
         self.in_shape, self.dims, self.keepdim = a.shape, dims, keepdim
-        return array_module(a).asarray(a.sum(axis=dims, keepdims=keepdim))
+        return backend_for(a).xp.asarray(a.sum(axis=dims, keepdims=keepdim))
 
     def backward(self, gy):
-        xp = array_module(gy)
+        xp = backend_for(gy).xp
         return xp.broadcast_to(_expand_back(gy, self.in_shape, self.dims, self.keepdim), self.in_shape).copy()
 
 
@@ -46,28 +46,29 @@ class Mean(Function):
         self.count = 1
         for d in dims:
             self.count *= a.shape[d]
-        return array_module(a).asarray(a.mean(axis=dims, keepdims=keepdim))
+        return backend_for(a).xp.asarray(a.mean(axis=dims, keepdims=keepdim))
 
     def backward(self, gy):
-        xp = array_module(gy)
+        xp = backend_for(gy).xp
         g = _expand_back(gy, self.in_shape, self.dims, self.keepdim) / self.count
         return xp.broadcast_to(g, self.in_shape).astype(gy.dtype, copy=True)
 
 
 class MaxAlongDim(Function):
-    """max (or min) over one dim; the gradient goes to the first extreme element, like torch."""
+    """(values, indices) of the max (or min) over one dim; the gradient goes to the first extreme
+    element, like torch. ``indices`` (int64) is a second, non-differentiable output."""
 
     def forward(self, a, dim, keepdim, take_min=False):
-        xp = array_module(a)
-        idx = a.argmin(axis=dim) if take_min else a.argmax(axis=dim)
-        idx = xp.expand_dims(idx, dim)
-        values = xp.take_along_axis(a, idx, axis=dim)
-        self.in_shape, self.dim, self.index = a.shape, dim, idx
-        self.indices = idx if keepdim else xp.squeeze(idx, dim)
-        return values if keepdim else xp.squeeze(values, dim)
+        xp = backend_for(a).xp
+        index = xp.expand_dims(a.argmin(axis=dim) if take_min else a.argmax(axis=dim), dim)
+        values = xp.take_along_axis(a, index, axis=dim)
+        self.in_shape, self.dim, self.index = a.shape, dim, index
+        if keepdim:
+            return values, index
+        return xp.squeeze(values, dim), xp.squeeze(index, dim)
 
-    def backward(self, gy):
-        xp = array_module(gy)
+    def backward(self, gy, g_indices=None):
+        xp = backend_for(gy).xp
         gy = gy if gy.ndim == len(self.in_shape) else xp.expand_dims(gy, self.dim)
         shape = [1] * len(self.in_shape)
         shape[self.dim] = self.in_shape[self.dim]
@@ -75,11 +76,17 @@ class MaxAlongDim(Function):
         return ((positions == self.index) * gy).astype(gy.dtype, copy=False)
 
 
+def arg_extreme(array, axis, keepdim, take_min):
+    """Indices (int64) of the first max (or min) along ``axis``; no gradient."""
+    index = array.argmin(axis=axis) if take_min else array.argmax(axis=axis)
+    return backend_for(array).xp.expand_dims(index, axis) if keepdim else index
+
+
 class MaxAll(Function):
     """max (or min) of all elements; the gradient is shared evenly among ties, like torch."""
 
     def forward(self, a, take_min=False):
-        xp = array_module(a)
+        xp = backend_for(a).xp
         value = a.min() if take_min else a.max()
         self.save_for_backward(a, value)
         return xp.asarray(value)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from engine.autograd import Function
-from engine.device import array_module
+from engine.backend import backend_for
 
 
 class Reshape(Function):
@@ -37,7 +37,7 @@ class GetItem(Function):
         return a[index]
 
     def backward(self, gy):
-        xp = array_module(gy)
+        xp = backend_for(gy).xp
         g = xp.zeros(self.in_shape, dtype=gy.dtype)
         if _is_basic_index(self.index):
             g[self.index] = gy

@@ -20,7 +20,8 @@ class Residual(nn.Module):
         y = self.bn2(self.conv2(y))
         if self.conv3 is not None:
             x = self.conv3(x)
-        return F.relu(y + x)  # out of place: the book's `Y += X` needs in-place ops on graph tensors
+        y += x  # in place, as the book writes it (autograd records it: bn2's output is not saved by anyone)
+        return F.relu(y)
 
 
 def resnet_stage(in_channels: int, out_channels: int, num_residuals: int, first_stage: bool = False):

@@ -1,11 +1,14 @@
 """``engine.nn.functional``: stateless ops with torch's names and arguments (import as ``F``)."""
 from __future__ import annotations
 
+import warnings
+
 from engine.functions import conv as _conv
 from engine.functions import loss as _loss
 from engine.functions import pool as _pool
+from engine.functions.checks import as_float_tensors, check_broadcast
 from engine.functions.linalg import Linear as _Linear
-from engine.tensor import Tensor, as_float_tensors, check_broadcast
+from engine.tensor import Tensor
 
 __all__ = ["conv2d", "avg_pool2d", "max_pool2d", "sigmoid", "relu", "tanh", "linear", "flatten",
            "log_softmax", "softmax", "cross_entropy", "mse_loss"]
@@ -131,7 +134,8 @@ def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean") -> Ten
         raise ValueError(f"cross_entropy: expected input (N, K) and target (N,), got input shape "
                          f"{tuple(input.shape)} and target shape {tuple(target.shape)}")
     classes = logits.shape[1]
-    if labels.numel():
+    out_of_range = (labels._data < 0) | (labels._data >= classes)
+    if labels.numel() and bool(out_of_range.any()):  # one host read per call, also on a GPU
         low, high = int(labels._data.min()), int(labels._data.max())
         if low < 0 or high >= classes:
             raise ValueError(f"cross_entropy: target values must be in [0, {classes - 1}] for input shape "
@@ -146,6 +150,10 @@ def cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean") -> Ten
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Mean (or sum, or per-element) squared error; shapes must match or broadcast."""
     check_broadcast("mse_loss", input.shape, target.shape)
+    if tuple(input.shape) != tuple(target.shape):
+        warnings.warn(f"mse_loss: using a target size ({tuple(target.shape)}) that is different to the input "
+                      f"size ({tuple(input.shape)}). This will likely lead to incorrect results due to "
+                      "broadcasting. Please ensure they have the same size.", UserWarning, stacklevel=2)
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     return _reduce((input - target) ** 2, reduction, "mse_loss")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from engine import autograd, random
-from engine.tensor import Tensor, _to_module
+from engine.tensor import Tensor
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_", "xavier_uniform_",
            "xavier_normal_", "kaiming_uniform_", "kaiming_normal_"]
@@ -40,7 +40,7 @@ def _fans(tensor: Tensor):
 
 def _fill(tensor: Tensor, values) -> Tensor:
     with autograd.no_grad():
-        tensor._data[...] = _to_module(values.astype(tensor.dtype), tensor._data)
+        tensor.copy_(values.astype(tensor.dtype))
     return tensor
 
 
@@ -53,7 +53,8 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
-    tensor._data[...] = val
+    with autograd.no_grad():
+        tensor.fill_(val)
     return tensor
 
 

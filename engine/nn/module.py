@@ -6,8 +6,9 @@ from typing import Dict, Iterator, Tuple
 
 import numpy as np
 
+from engine import autograd
 from engine.nn.parameter import Parameter
-from engine.tensor import Tensor, _to_module
+from engine.tensor import Tensor
 
 
 class Module:
@@ -148,11 +149,11 @@ class Module:
                 if set_to_none:
                     p.grad = None
                 else:
-                    p.grad._data[...] = 0
+                    p.grad.zero_()
 
     def requires_grad_(self, requires_grad: bool = True) -> "Module":
         for p in self.parameters():
-            p.requires_grad = requires_grad
+            p.requires_grad_(requires_grad)
         return self
 
     # ---------------------------------------------------------------- devices and dtypes
@@ -162,12 +163,11 @@ class Module:
             if getattr(p, "uninitialized", False):  # a lazy layer's: it takes the input's dtype and device later
                 continue
             moved = p.detach().to(*args, **kwargs)
-            p._data = moved._data
+            p.data = moved
             if p.grad is not None:
                 p.grad = p.grad.to(*args, **kwargs)
         for b in self.buffers():  # like torch, a dtype only casts floating buffers (num_batches_tracked stays int)
-            moved = b.to(*args, **kwargs) if b.dtype.kind == "f" else b.to(*_devices_only(args, kwargs))
-            b._data = moved._data
+            b.data = b.to(*args, **kwargs) if b.dtype.kind == "f" else b.to(*_devices_only(args, kwargs))
         return self
 
     def cpu(self):
@@ -200,12 +200,13 @@ class Module:
         for name, value in state_dict.items():
             if name not in own:
                 continue
-            array = value._data if isinstance(value, Tensor) else np.asarray(value)
+            value = value if isinstance(value, Tensor) else np.asarray(value)
             param = own[name]
-            if tuple(array.shape) != tuple(param.shape):
+            if tuple(value.shape) != tuple(param.shape):
                 raise ValueError(f"load_state_dict: entry '{name}' has shape {tuple(param.shape)}, "
-                                 f"the state dict has shape {tuple(array.shape)}")
-            param._data[...] = _to_module(array, param._data).astype(param.dtype, copy=False)
+                                 f"the state dict has shape {tuple(value.shape)}")
+            with autograd.no_grad():
+                param.copy_(value.to(param.device) if isinstance(value, Tensor) else value)
         return missing, unexpected
 
     # ---------------------------------------------------------------- printing
@@ -224,5 +225,4 @@ def _devices_only(args, kwargs):
     """The device arguments of a ``to(...)`` call (for buffers that keep their integer dtype)."""
     from engine.device import device as Device
 
-    found = [a for a in args if isinstance(a, (str, Device))] + ([kwargs["device"]] if "device" in kwargs else [])
-    return found
+    return [a for a in args if isinstance(a, (str, Device))] + ([kwargs["device"]] if "device" in kwargs else [])

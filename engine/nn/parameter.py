@@ -1,6 +1,7 @@
 """``Parameter``: a leaf tensor that a Module registers and an optimizer updates."""
 from __future__ import annotations
 
+from engine.creation import empty
 from engine.tensor import Tensor
 
 
@@ -9,8 +10,6 @@ class Parameter(Tensor):
 
     def __init__(self, data=None, requires_grad: bool = True):
         if data is None:
-            from engine.creation import empty
-
             data = empty(0)
         super().__init__(data._data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
 

@@ -1,7 +1,7 @@
 import math
 
 from engine import autograd
-from engine.device import array_module
+from engine.backend import backend_for
 from engine.optim.optimizer import Optimizer
 
 
@@ -9,7 +9,7 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba) with torch's bias correction and L2 ``weight_decay``."""
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
-        if lr < 0 or eps < 0 or weight_decay < 0:
+        if not (lr >= 0 and eps >= 0 and weight_decay >= 0):  # also refuses NaN
             raise ValueError(f"Adam: lr, eps and weight_decay must be >= 0, got {lr}, {eps}, {weight_decay}")
         if not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"Adam: betas must be in [0, 1), got {betas}")
@@ -20,7 +20,7 @@ class Adam(Optimizer):
         for group, p in self._params():
             if p.grad is None:
                 continue
-            xp = array_module(p._data)
+            xp = backend_for(p._data).xp
             g = p.grad._data
             if group["weight_decay"]:
                 g = g + group["weight_decay"] * p._data
@@ -36,4 +36,4 @@ class Adam(Optimizer):
             bias1 = 1 - beta1 ** state["step"]
             bias2 = 1 - beta2 ** state["step"]
             denom = xp.sqrt(v) / math.sqrt(bias2) + group["eps"]
-            p._data -= (group["lr"] / bias1) * m / denom
+            p.sub_((group["lr"] / bias1) * m / denom)

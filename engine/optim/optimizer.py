@@ -6,7 +6,8 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from engine.tensor import Tensor, _to_module
+from engine.device import like
+from engine.tensor import Tensor
 
 
 class Optimizer:
@@ -36,7 +37,7 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 else:
-                    p.grad._data[...] = 0
+                    p.grad.zero_()
 
     def step(self):  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must define step()")
@@ -67,7 +68,10 @@ class Optimizer:
             restored = {}
             for k, v in entries.items():
                 if isinstance(v, Tensor) or isinstance(v, np.ndarray) and v.ndim > 0:
-                    v = _to_module(v._data if isinstance(v, Tensor) else v, p._data).astype(p.dtype).copy()
+                    if tuple(v.shape) != tuple(p.shape):
+                        raise ValueError(f"load_state_dict: state {k!r} of parameter {i} has shape "
+                                         f"{tuple(v.shape)}, but the parameter has shape {tuple(p.shape)}")
+                    v = like(v._data if isinstance(v, Tensor) else v, p._data).astype(p.dtype).copy()
                 elif isinstance(v, np.ndarray):
                     v = v.item()
                 restored[k] = v

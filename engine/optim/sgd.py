@@ -9,7 +9,7 @@ class SGD(Optimizer):
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False):
         for name, value in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
-            if value < 0:
+            if not value >= 0:  # also refuses NaN
                 raise ValueError(f"SGD: invalid {name} {value!r} (must be >= 0)")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: nesterov momentum requires a momentum and zero dampening")
@@ -34,4 +34,4 @@ class SGD(Optimizer):
                     buf *= momentum
                     buf += (1 - group["dampening"]) * g
                 g = g + momentum * buf if group["nesterov"] else buf
-            p._data -= group["lr"] * g
+            p.sub_(group["lr"] * g)

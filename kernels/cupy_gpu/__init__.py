@@ -23,37 +23,10 @@ except Exception as exc:  # CUDARuntimeError: no driver, driver too old, ...
 if _device_count == 0:
     raise ImportError("no CUDA device: CuPy is installed but sees no GPU")
 
-from .activation import (  # noqa: E402
-    relu_backward,
-    relu_forward,
-    sigmoid_backward,
-    sigmoid_forward,
-    tanh_backward,
-    tanh_forward,
-)
-from .conv import conv2d_backward_input, conv2d_backward_weight, conv2d_forward  # noqa: E402
-from .loss import softmax_cross_entropy_backward, softmax_cross_entropy_forward  # noqa: E402
-from .pool import (  # noqa: E402
-    avg_pool2d_backward,
-    avg_pool2d_forward,
-    max_pool2d_backward,
-    max_pool2d_forward,
-)
+from kernels.contract import export  # noqa: E402
 
-# --- modern CNNs
-from .modern import (  # noqa: E402
-    adaptive_avg_pool2d_backward,
-    adaptive_avg_pool2d_forward,
-    adaptive_max_pool2d_forward,
-    batch_norm_backward,
-    batch_norm_forward_eval,
-    batch_norm_forward_train,
-    dropout_backward,
-    dropout_forward,
-)
-
-NAME = "cupy"
-xp = cupy
+from . import activation, conv, loss, pool  # noqa: E402
+from . import modern  # noqa: E402  (batch norm, dropout, adaptive pooling)
 
 
 def synchronize() -> None:
@@ -61,32 +34,4 @@ def synchronize() -> None:
     cupy.cuda.Device().synchronize()
 
 
-__all__ = [
-    "NAME",
-    "xp",
-    "synchronize",
-    "conv2d_forward",
-    "conv2d_backward_input",
-    "conv2d_backward_weight",
-    "avg_pool2d_forward",
-    "avg_pool2d_backward",
-    "max_pool2d_forward",
-    "max_pool2d_backward",
-    "sigmoid_forward",
-    "sigmoid_backward",
-    "relu_forward",
-    "relu_backward",
-    "tanh_forward",
-    "tanh_backward",
-    "softmax_cross_entropy_forward",
-    "softmax_cross_entropy_backward",
-    # modern CNNs
-    "adaptive_avg_pool2d_backward",
-    "adaptive_avg_pool2d_forward",
-    "adaptive_max_pool2d_forward",
-    "batch_norm_backward",
-    "batch_norm_forward_eval",
-    "batch_norm_forward_train",
-    "dropout_backward",
-    "dropout_forward",
-]
+export(globals(), "cupy", cupy, (activation, conv, loss, pool, modern))

@@ -96,18 +96,19 @@ def test_random_creation_on_cuda_draws_the_same_values():
     assert engine.zeros_like(gpu).device == CUDA and engine.ones_like(gpu).device == CUDA
 
 
-def test_choosing_the_cupy_backend_makes_cuda_the_default_device():
+def test_the_default_device_is_chosen_apart_from_the_kernels():
     from engine import backend
 
-    previous = backend.get_backend()
-    backend.set_backend("cupy")
+    backend.set_backend("cupy")  # cuda arrays always run on cupy: choosing it changes nothing else
+    assert engine.zeros(2).device == engine.device("cpu")
+    engine.set_default_device("cuda")
     try:
         assert backend.get_backend() == "cupy"
         assert engine.zeros(2).device == CUDA and engine.tensor([1.0]).device == CUDA
         assert engine.randn(3).device == CUDA and engine.arange(3).device == CUDA
         assert engine.zeros(2, device="cpu").device == engine.device("cpu")
     finally:
-        backend.set_backend(previous)
+        engine.set_default_device("cpu")
     assert engine.zeros(2).device == engine.device("cpu")
 
 

@@ -17,8 +17,9 @@ class UninitializedParameter(Parameter):
     uninitialized = True  # Module.to skips it
 
     def __init__(self, owner: str, name: str):
-        self._array, self._owner, self._name = None, owner, name
-        self.requires_grad, self.grad, self.grad_fn, self._version = True, None, None, 0
+        self._owner, self._name = owner, name
+        Tensor.__init__(self, None)  # the plain state, with _data (through the setter) None
+        self.requires_grad = True
 
     @property
     def _data(self):
