@@ -61,8 +61,9 @@ def _row(op, shape, algo, te, tt, flops=0.0, workspace=""):
 
 def run_ops(args):
     from benchmarks.cases import all_cases
+    from benchmarks.cases_modern import modern_cases
 
-    for case in all_cases(large=not args.small):
+    for case in all_cases(large=not args.small) + modern_cases():
         if args.only and args.only not in case.op and args.only not in case.shape:
             continue
         nb.reset_peak_workspace()

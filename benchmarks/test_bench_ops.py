@@ -14,10 +14,11 @@ import pytest
 import torch
 
 from benchmarks.cases import all_cases
+from benchmarks.cases_modern import modern_cases
 from kernels import numba_cpu
 
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
-CASES = all_cases()
+CASES = all_cases() + modern_cases()
 
 
 def _case_id(case):

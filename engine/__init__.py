@@ -70,4 +70,39 @@ def is_tensor(obj) -> bool:
     return isinstance(obj, Tensor)
 
 
+# --- modern CNNs: the functions the d2l chapters call on ``torch``
+from engine.creation import normal  # noqa: E402
+from engine.functions.join import cat as _cat  # noqa: E402
+from engine.functions.join import stack as _stack  # noqa: E402
+
+
+def cat(tensors, dim=0, *, axis=None):
+    """Concatenate along ``dim`` (``axis`` is its alias), like ``torch.cat``."""
+    return _cat(tensors, _dim_or_axis("cat", dim, axis, 0))
+
+
+concat = cat
+
+
+def stack(tensors, dim=0, *, axis=None):
+    """Join same-shape tensors along a new dim ``dim`` (``axis`` is its alias), like ``torch.stack``."""
+    return _stack(tensors, _dim_or_axis("stack", dim, axis, 0))
+
+
+def sqrt(input):
+    return input.sqrt()
+
+
+def abs(input):  # noqa: A001
+    return input.abs()
+
+
+def _dim_or_axis(op, dim, axis, default):
+    if axis is None:
+        return dim
+    if dim != default:
+        raise TypeError(f"{op}: got both dim={dim!r} and axis={axis!r}; axis is an alias of dim")
+    return axis
+
+
 __version__ = "0.1.0"

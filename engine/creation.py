@@ -16,6 +16,15 @@ def _place(array, device, requires_grad) -> Tensor:
     return t.requires_grad_() if requires_grad else t
 
 
+def _size(shape, size):
+    """The shape given positionally (``zeros(2, 3)``, ``zeros((2, 3))``) or as ``size=(2, 3)``."""
+    if size is not None:
+        if shape:
+            raise TypeError(f"got the shape both positionally {shape} and as size={size!r}")
+        shape = (size,)
+    return shape_args(shape)
+
+
 def _float_dtype(dtype):
     return float32 if dtype is None else np.dtype(dtype)
 
@@ -73,16 +82,16 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor._wrap(array)
 
 
-def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _place(np.zeros(shape_args(size), dtype=_float_dtype(dtype)), device, requires_grad)
+def zeros(*shape, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _place(np.zeros(_size(shape, size), dtype=_float_dtype(dtype)), device, requires_grad)
 
 
-def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _place(np.ones(shape_args(size), dtype=_float_dtype(dtype)), device, requires_grad)
+def ones(*shape, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _place(np.ones(_size(shape, size), dtype=_float_dtype(dtype)), device, requires_grad)
 
 
-def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _place(np.empty(shape_args(size), dtype=_float_dtype(dtype)), device, requires_grad)
+def empty(*shape, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _place(np.empty(_size(shape, size), dtype=_float_dtype(dtype)), device, requires_grad)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -112,15 +121,15 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) ->
     return _place(np.linspace(start, end, steps).astype(_float_dtype(dtype)), device, requires_grad)
 
 
-def rand(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+def rand(*shape, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Uniform samples in [0, 1) from the engine's generator (seed it with ``engine.manual_seed``)."""
-    array = random.generator().random(shape_args(size)).astype(_float_dtype(dtype))
+    array = random.generator().random(_size(shape, size)).astype(_float_dtype(dtype))
     return _place(array, device, requires_grad)
 
 
-def randn(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+def randn(*shape, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Standard normal samples from the engine's generator."""
-    array = random.generator().standard_normal(shape_args(size)).astype(_float_dtype(dtype))
+    array = random.generator().standard_normal(_size(shape, size)).astype(_float_dtype(dtype))
     return _place(array, device, requires_grad)
 
 
@@ -129,3 +138,28 @@ def randint(low, high=None, size=(), dtype=None, device=None) -> Tensor:
         low, high = 0, low
     array = random.generator().integers(low, high, size=shape_args((size,))).astype(dtype or int64)
     return _place(array, device, False)
+
+
+def normal(mean=0.0, std=1.0, size=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Normal samples from the engine's generator: ``normal(0, 1, (3, 3))`` with float mean and std
+    and a ``size``, or elementwise from Tensor ``mean`` and/or ``std`` (broadcast; ``size`` not allowed)."""
+    tensors = [v for v in (mean, std) if isinstance(v, Tensor)]
+    if tensors:
+        if size is not None:
+            raise TypeError("normal: size is only allowed when mean and std are numbers")
+        means = mean._data if isinstance(mean, Tensor) else mean
+        stds = std._data if isinstance(std, Tensor) else std
+        shape = np.broadcast_shapes(np.shape(means), np.shape(stds))
+        first = tensors[0]
+        dtype = dtype or first.dtype
+        device = device or first.device
+        means = means.get() if array_device(means).type == "cuda" else means
+        stds = stds.get() if array_device(stds).type == "cuda" else stds
+    else:
+        if size is None:
+            raise TypeError("normal: with number mean and std, pass size (e.g. normal(0, 1, (3, 3)))")
+        shape, means, stds = shape_args((size,)), mean, std
+    if np.any(np.asarray(stds) < 0):
+        raise ValueError(f"normal: std must be >= 0, got {std!r}")
+    array = (random.generator().standard_normal(shape) * stds + means).astype(_float_dtype(dtype))
+    return _place(array, device, requires_grad)

@@ -604,3 +604,24 @@ def _raw_index(index):
     if isinstance(index, tuple):
         return tuple(i._data if isinstance(i, Tensor) else i for i in index)
     return index
+
+
+# ---------------------------------------------------------------------- axis= (added with the modern CNNs)
+def _accepting_axis(method):
+    """``method`` also taking ``axis=`` as an alias of ``dim``, as torch does (``argmax(axis=1)``)."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, axis=None, **kwargs):
+        if axis is not None:
+            if args or "dim" in kwargs:
+                raise TypeError(f"{method.__name__}(): got both dim and axis; axis is an alias of dim")
+            kwargs["dim"] = axis
+        return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+for _name in ("sum", "mean", "max", "min", "argmax", "argmin"):
+    setattr(Tensor, _name, _accepting_axis(getattr(Tensor, _name)))
+del _name

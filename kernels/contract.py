@@ -84,6 +84,25 @@ CONTRACT = (
     Capability("reset_peak_workspace", "() -> None", _no_op),
 )
 
+# --- modern CNNs: batch norm, dropout, adaptive pooling
+CONTRACT += (
+    # batch norm over (N,C,L) (BatchNorm2d passes L = H*W): statistics per channel over N*L values
+    Capability("batch_norm_forward_train", "(x (N,C,L), weight (C,), bias (C,), eps)"
+               " -> (y (N,C,L), mean (C,), var (C,) biased)"),
+    Capability("batch_norm_forward_eval", "(x (N,C,L), running_mean (C,), running_var (C,), weight (C,), bias (C,),"
+               " eps) -> y (N,C,L)"),
+    Capability("batch_norm_backward", "(gy (N,C,L), x (N,C,L), mean (C,), invstd (C,), weight (C,), training bool)"
+               " -> (gx (N,C,L), gweight (C,), gbias (C,))"),
+    # dropout: keep is uint8 of x's shape (drawn by the engine), scale = 1 / (1 - p)
+    Capability("dropout_forward", "(x, keep uint8, scale) -> y = x * keep * scale"),
+    Capability("dropout_backward", "(gy, keep uint8, scale) -> gx = gy * keep * scale"),
+    # adaptive pooling: bins from kernels.shapes.adaptive_bin; max backward is max_pool2d_backward
+    Capability("adaptive_avg_pool2d_forward", "(x (N,C,H,W), out_hw) -> y (N,C,OH,OW)"),
+    Capability("adaptive_avg_pool2d_backward", "(gy (N,C,OH,OW), input_hw) -> gx (N,C,H,W)"),
+    Capability("adaptive_max_pool2d_forward", "(x (N,C,H,W), out_hw) -> (y (N,C,OH,OW), indices (N,C,OH,OW)"
+               " int64 flat h*W+w of the first maximum in the bin)"),
+)
+
 KERNELS: Dict[str, str] = {c.name: c.signature for c in CONTRACT if c.required}
 OPTIONAL: Dict[str, str] = {c.name: c.signature for c in CONTRACT if not c.required}
 ATTRIBUTES = ("NAME", "xp")

@@ -95,3 +95,10 @@ def check_cuda_grid(what: str, grid, **shapes) -> None:
             named = ", ".join(f"{name} {tuple(shape)}" for name, shape in shapes.items())
             raise ValueError(f"{what}: a launch needs {blocks} blocks along gridDim.{'xyz'[axis]}, more than "
                              f"CUDA's {limit} ({named})")
+
+
+# --- adaptive pooling (added with the modern-CNN kernels)
+def adaptive_bin(i: int, n_in: int, n_out: int) -> Tuple[int, int]:
+    """[start, end) of output bin ``i`` of ``n_out`` over ``n_in`` inputs, as torch:
+    start = floor(i * n_in / n_out), end = ceil((i + 1) * n_in / n_out)."""
+    return (i * n_in) // n_out, -(-((i + 1) * n_in) // n_out)

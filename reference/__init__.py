@@ -10,5 +10,6 @@ import numpy
 
 from kernels.contract import export
 from reference import activation, conv, loss, pool
+from reference import adaptive_pool, batchnorm, dropout  # the modern CNNs' kernels
 
-export(globals(), "reference", numpy, (activation, conv, loss, pool))
+export(globals(), "reference", numpy, (activation, conv, loss, pool, adaptive_pool, batchnorm, dropout))

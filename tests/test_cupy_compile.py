@@ -22,23 +22,24 @@ from engine import backend
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _load_sources():
+def _load_sources(name="sources"):
     # Loaded by path: importing kernels.cupy_gpu.sources would run the package's __init__, which
     # (by design) raises ImportError on a machine without CuPy or a GPU.
-    spec = importlib.util.spec_from_file_location("cupy_gpu_sources", ROOT / "kernels" / "cupy_gpu" / "sources.py")
+    spec = importlib.util.spec_from_file_location(f"cupy_gpu_{name}", ROOT / "kernels" / "cupy_gpu" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 sources = _load_sources()
+RAW_SOURCES = {**sources.RAW_SOURCES, **_load_sources("sources_modern").MODERN_SOURCES}
 
 
 def _all_sources():
     """(id, full CUDA C text) for every source and both scalar types."""
     cases = []
     for ctype in sources.CTYPES.values():
-        for name, code in sources.RAW_SOURCES.items():
+        for name, code in RAW_SOURCES.items():
             cases.append(pytest.param(sources.prelude(ctype) + code, id=f"{name}-{ctype}"))
         activations = "".join(sources.elementwise_as_kernel(name) for name in sources.ELEMENTWISE)
         cases.append(pytest.param(sources.prelude(ctype) + activations, id=f"ELEMENTWISE-{ctype}"))
@@ -99,7 +100,7 @@ def test_every_raw_kernel_the_backend_launches_is_in_the_sources():
         launched |= set(re.findall(r'kernel\("(\w+)", "(\w+)"', path.read_text()))
     assert launched, "found no kernel(...) launches"
     for source, name in launched:
-        assert name in _kernel_names(sources.RAW_SOURCES[source]), f"{name} not defined in {source}"
+        assert name in _kernel_names(RAW_SOURCES[source]), f"{name} not defined in {source}"
 
 
 def _cuda_usable() -> bool:

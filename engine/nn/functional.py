@@ -14,15 +14,17 @@ __all__ = ["conv2d", "avg_pool2d", "max_pool2d", "sigmoid", "relu", "tanh", "lin
            "log_softmax", "softmax", "cross_entropy", "mse_loss"]
 
 
-def conv2d(input: Tensor, weight: Tensor, bias: Tensor = None, stride=1, padding=0, dilation=1,
+def conv2d(input: Tensor, weight: Tensor, bias: Tensor = None, stride=1, padding=0, dilation=1, groups: int = 1,
            algo: str = "auto") -> Tensor:
-    """2-D cross-correlation, as ``torch.nn.functional.conv2d`` (groups=1).
+    """2-D cross-correlation, as ``torch.nn.functional.conv2d``.
 
     Args:
         input: (N, C_in, H, W) or unbatched (C_in, H, W).
-        weight: (C_out, C_in, kH, kW).
+        weight: (C_out, C_in / groups, kH, kW).
         bias: (C_out,) or None.
         stride, padding, dilation: int or (h, w) pair.
+        groups: split the channels into ``groups`` independent convolutions (C_in and C_out divisible
+            by it; ``groups == C_in`` is a depthwise convolution).
         algo: ``'im2col'`` (unfold + matmul), ``'direct'`` (no unfolded buffer) or ``'auto'``
             (time both once per shape and keep the faster; ``engine.set_conv_algo`` forces one globally).
 
@@ -33,7 +35,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor = None, stride=1, padding
         >>> F.conv2d(engine.ones(1, 1, 6, 8), engine.tensor([[[[1.0, -1.0]]]])).shape
         engine.Size([1, 1, 6, 7])
     """
-    return _conv.conv2d(input, weight, bias, stride, padding, dilation, algo)
+    return _conv.conv2d(input, weight, bias, stride, padding, dilation, groups, algo)
 
 
 def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode=False,
@@ -155,3 +157,42 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     return _reduce((input - target) ** 2, reduction, "mse_loss")
+
+
+# --- modern CNNs: batch norm, dropout, adaptive pooling
+from engine.functions import adaptive_pool as _adaptive_pool  # noqa: E402
+from engine.functions import dropout as _dropout  # noqa: E402
+from engine.functions import normalization as _normalization  # noqa: E402
+
+__all__ += ["batch_norm", "dropout", "adaptive_avg_pool2d", "adaptive_max_pool2d"]
+
+
+def batch_norm(input: Tensor, running_mean, running_var, weight: Tensor = None, bias: Tensor = None,
+               training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalise each channel (dim 1) of ``input`` (N, C, ...), as ``torch.nn.functional.batch_norm``.
+
+    Training (or no running statistics): with the batch's mean and biased variance over all dims
+    but 1, and ``running_mean``/``running_var`` (C,) updated in place by ``momentum`` (the variance
+    unbiased); eval: with the running statistics. Then ``* weight + bias`` (C,) when given.
+    Training needs more than one value per channel.
+    """
+    return _normalization.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero each element with probability ``p`` and scale the others by 1 / (1 - p) when ``training``;
+    ``input`` itself otherwise. The mask comes from the engine's generator (``engine.manual_seed``).
+    ``inplace`` is accepted for torch's signature; the result is always a new tensor."""
+    return _dropout.dropout(input, p, training)
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
+    """Mean over bins that tile (N, C, H, W) (or (C, H, W)) into ``output_size`` (int or (OH, OW); None
+    keeps that dim): bin i spans [floor(i*H/OH), ceil((i+1)*H/OH)), as torch."""
+    return _adaptive_pool.adaptive_avg_pool2d(input, output_size)
+
+
+def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False):
+    """Maximum over the bins of ``adaptive_avg_pool2d``; with ``return_indices`` also (N, C, OH, OW)
+    int64 positions h*W+w of each maximum."""
+    return _adaptive_pool.adaptive_max_pool2d(input, output_size, return_indices)

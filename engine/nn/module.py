@@ -17,12 +17,19 @@ class Module:
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name, value):
         params, modules = self.__dict__.get("_parameters"), self.__dict__.get("_modules")
         if params is None:
             raise AttributeError("cannot assign attributes before Module.__init__() is called")
+        buffers = self.__dict__.get("_buffers", {})
+        if name in buffers:
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"cannot assign {type(value).__name__} as buffer '{name}' (a Tensor or None is needed)")
+            buffers[name] = value
+            return
         params.pop(name, None)
         modules.pop(name, None)
         if isinstance(value, Parameter):
@@ -37,14 +44,14 @@ class Module:
         self.__dict__.pop(name, None)
 
     def __getattr__(self, name):
-        for store in ("_parameters", "_modules"):
+        for store in ("_parameters", "_modules", "_buffers"):
             items = self.__dict__.get(store, {})
             if name in items:
                 return items[name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name):
-        for store in (self._parameters, self._modules):
+        for store in (self._parameters, self._modules, self._buffers):
             if name in store:
                 del store[name]
                 return
@@ -52,6 +59,35 @@ class Module:
 
     def register_parameter(self, name: str, param) -> None:
         self._parameters[name] = param
+
+    def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
+        """Register ``tensor`` (or None) as state that is not a parameter: saved in ``state_dict``
+        (when ``persistent``), moved by ``to``, not returned by ``parameters``."""
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"register_buffer: buffer '{name}' must be a Tensor or None, got {type(tensor).__name__}")
+        if name in self._parameters or name in self._modules:
+            raise KeyError(f"register_buffer: attribute '{name}' already exists")
+        self.__dict__.pop(name, None)
+        self._buffers[name] = tensor
+        if not persistent:
+            object.__setattr__(self, "_non_persistent", self.__dict__.get("_non_persistent", set()) | {name})
+
+    def named_buffers(self, prefix: str = "") -> Iterator[Tuple[str, Tensor]]:
+        for module_name, module in self.named_modules(prefix):
+            for name, b in module.__dict__.get("_buffers", {}).items():
+                if b is not None:
+                    yield (f"{module_name}.{name}" if module_name else name), b
+
+    def buffers(self) -> Iterator[Tensor]:
+        for _, b in self.named_buffers():
+            yield b
+
+    def _persistent_buffers(self):
+        for module_name, module in self.named_modules():
+            skip = module.__dict__.get("_non_persistent", set())
+            for name, b in module.__dict__.get("_buffers", {}).items():
+                if b is not None and name not in skip:
+                    yield (f"{module_name}.{name}" if module_name else name), b
 
     def add_module(self, name: str, module: "Module") -> None:
         self._modules[name] = module
@@ -124,10 +160,14 @@ class Module:
     def to(self, *args, **kwargs) -> "Module":
         """Move (or cast) every parameter in place: ``to('cuda')``, ``to(engine.float64)``."""
         for p in self.parameters():
+            if getattr(p, "uninitialized", False):  # a lazy layer's: it takes the input's dtype and device later
+                continue
             moved = p.detach().to(*args, **kwargs)
             p.data = moved
             if p.grad is not None:
                 p.grad = p.grad.to(*args, **kwargs)
+        for b in self.buffers():  # like torch, a dtype only casts floating buffers (num_batches_tracked stays int)
+            b.data = b.to(*args, **kwargs) if b.dtype.kind == "f" else b.to(*_devices_only(args, kwargs))
         return self
 
     def cpu(self):
@@ -145,11 +185,14 @@ class Module:
     # ---------------------------------------------------------------- state
     def state_dict(self) -> Dict[str, Tensor]:
         """Name -> detached tensor (sharing storage) for every parameter, like torch."""
-        return OrderedDict((name, p.detach()) for name, p in self.named_parameters())
+        state = OrderedDict((name, p.detach()) for name, p in self.named_parameters())
+        state.update((name, b.detach()) for name, b in self._persistent_buffers())
+        return state
 
     def load_state_dict(self, state_dict, strict: bool = True):
         """Copy values (Tensors or numpy arrays) into the parameters; shapes must match."""
         own = dict(self.named_parameters())
+        own.update(self._persistent_buffers())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
@@ -160,7 +203,7 @@ class Module:
             value = value if isinstance(value, Tensor) else np.asarray(value)
             param = own[name]
             if tuple(value.shape) != tuple(param.shape):
-                raise ValueError(f"load_state_dict: parameter '{name}' has shape {tuple(param.shape)}, "
+                raise ValueError(f"load_state_dict: entry '{name}' has shape {tuple(param.shape)}, "
                                  f"the state dict has shape {tuple(value.shape)}")
             with autograd.no_grad():
                 param.copy_(value.to(param.device) if isinstance(value, Tensor) else value)
@@ -176,3 +219,10 @@ class Module:
         if not lines:
             return head + ")"
         return head + "\n  " + "\n  ".join(lines) + "\n)"
+
+
+def _devices_only(args, kwargs):
+    """The device arguments of a ``to(...)`` call (for buffers that keep their integer dtype)."""
+    from engine.device import device as Device
+
+    return [a for a in args if isinstance(a, (str, Device))] + ([kwargs["device"]] if "device" in kwargs else [])

@@ -26,6 +26,7 @@ if _device_count == 0:
 from kernels.contract import export  # noqa: E402
 
 from . import activation, conv, loss, pool  # noqa: E402
+from . import modern  # noqa: E402  (batch norm, dropout, adaptive pooling)
 
 
 def synchronize() -> None:
@@ -33,4 +34,4 @@ def synchronize() -> None:
     cupy.cuda.Device().synchronize()
 
 
-export(globals(), "cupy", cupy, (activation, conv, loss, pool))
+export(globals(), "cupy", cupy, (activation, conv, loss, pool, modern))

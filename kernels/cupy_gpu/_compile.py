@@ -12,6 +12,9 @@ import cupy
 import numpy
 
 from . import sources
+from .sources_modern import MODERN_SOURCES
+
+ALL_SOURCES = {**sources.RAW_SOURCES, **MODERN_SOURCES}
 
 BLOCK = 256  # threads per block of the one-thread-per-element kernels
 INT32_LIMIT = 2**31 - 1024  # kernels index with int; keep idx + blockDim inside int range
@@ -19,7 +22,7 @@ INT32_LIMIT = 2**31 - 1024  # kernels index with int; keep idx + blockDim inside
 
 @functools.lru_cache(maxsize=None)
 def _module(source: str, ctype: str) -> cupy.RawModule:
-    code = sources.prelude(ctype) + sources.RAW_SOURCES[source]
+    code = sources.prelude(ctype) + ALL_SOURCES[source]
     return cupy.RawModule(code=code)
 
 
@@ -29,7 +32,7 @@ def _function(source: str, name: str, ctype: str) -> cupy.RawKernel:
 
 
 def kernel(source: str, name: str, dtype) -> cupy.RawKernel:
-    """Kernel ``name`` of ``sources.RAW_SOURCES[source]`` compiled for ``dtype`` (float32/float64)."""
+    """Kernel ``name`` of ``ALL_SOURCES[source]`` (sources.py or sources_modern.py) compiled for ``dtype``."""
     return _function(source, name, sources.CTYPES[numpy.dtype(dtype).name])
 
 

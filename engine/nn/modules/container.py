@@ -1,11 +1,22 @@
+from collections import OrderedDict
+
 from engine.nn.module import Module
 
 
 class Sequential(Module):
-    """Modules applied in order; indexable (``net[0]``, ``net[1:3]``), iterable, with ``len``."""
+    """Modules applied in order; indexable (``net[0]``, ``net[1:3]``), iterable, with ``len``.
+
+    ``Sequential(OrderedDict(name=module, ...))`` names the children; ``add_module(name, m)`` appends one.
+    """
 
     def __init__(self, *modules: Module):
         super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, module in modules[0].items():
+                if not isinstance(module, Module):
+                    raise TypeError(f"Sequential: entry {name!r} is not a Module: {type(module).__name__}")
+                self.add_module(name, module)
+            return
         for i, module in enumerate(modules):
             if not isinstance(module, Module):
                 raise TypeError(f"Sequential: argument {i} is not a Module: {type(module).__name__}")
@@ -45,3 +56,38 @@ class Flatten(Module):
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+# --- ModuleList (added with the modern CNNs)
+class ModuleList(Module):
+    """A list of sub-modules, registered so that ``parameters()``, ``to()`` and ``train()`` see them."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        for module in modules or ():
+            self.append(module)
+
+    def append(self, module: Module) -> "ModuleList":
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList: can only hold Modules, got {type(module).__name__}")
+        self.add_module(str(len(self)), module)
+        return self
+
+    def extend(self, modules) -> "ModuleList":
+        for module in modules:
+            self.append(module)
+        return self
+
+    def __getitem__(self, index):
+        items = list(self._modules.values())
+        return ModuleList(items[index]) if isinstance(index, slice) else items[index]
+
+    def __setitem__(self, index, module: Module) -> None:
+        names = list(self._modules)
+        self.add_module(names[index], module)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())

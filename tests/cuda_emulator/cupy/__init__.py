@@ -217,7 +217,8 @@ class RawKernel:
         assert isinstance(value, ndarray), f"{where}: {type(value)} for a pointer (a device array is needed)"
         assert value.flags.c_contiguous, f"{where}: array not C-contiguous"
         base = ctype.replace("const", "").replace("__restrict__", "").replace("*", "").strip()
-        expected = {"T": self.dtype, "long long": numpy.dtype(numpy.int64)}[base]
+        expected = {"T": self.dtype, "long long": numpy.dtype(numpy.int64),
+                    "unsigned char": numpy.dtype(numpy.uint8)}[base]
         assert value.dtype == expected, f"{where}: {value.dtype} for {ctype} ({expected})"
         return value.ctypes.data
 
