@@ -22,6 +22,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
+EMULATOR_PATH = TESTS / "cuda_emulator" / "pythonpath"  # holds only the emulator's ``cupy`` package
 
 
 def _cxx20_threads_available() -> bool:
@@ -42,10 +43,30 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+def test_collecting_the_cuda_checks_leaves_cupy_to_the_real_one():
+    """Without the emulator on PYTHONPATH, collecting engine_cuda_checks.py (pytest's default import mode puts its
+    folder on sys.path) exposes no ``cupy``: wherever real CuPy is installed, it is the one imported."""
+    checks = str(TESTS / "cuda_emulator" / "engine_cuda_checks.py")
+    probe = (
+        "import importlib.util, pytest\n"
+        f"pytest.main(['-q', '--collect-only', '-p', 'no:cacheprovider', {checks!r}])\n"
+        "spec = importlib.util.find_spec('cupy')\n"
+        "print('CUPY:', spec.origin if spec else None)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ENGINE_BACKEND"}
+    env["PYTHONPATH"] = str(ROOT)
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)
+    found = [line for line in result.stdout.splitlines() if line.startswith("CUPY:")]
+    assert found, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "cuda_emulator" not in found[0], found[0]
+    assert "engine_cuda_checks.py" in result.stdout  # it was collected (or skipped as a whole, with its reason)
+
+
 def run_on_emulator(*pytest_args: str) -> tuple:
     """Run pytest with the emulator as ``cupy``; return (summary line, counts, output tail), asserting success."""
     env = {k: v for k, v in os.environ.items() if k != "ENGINE_BACKEND"}
-    env["PYTHONPATH"] = os.pathsep.join([str(TESTS / "cuda_emulator"), str(ROOT)])
+    env["PYTHONPATH"] = os.pathsep.join([str(EMULATOR_PATH), str(ROOT)])
     command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-p", "no:xdist", *pytest_args]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     tail = result.stdout[-8000:] + result.stderr[-2000:]
@@ -69,7 +90,7 @@ def test_engine_cuda_path_on_the_emulator():
     summary, counts, tail = run_on_emulator(str(TESTS / "cuda_emulator" / "engine_cuda_checks.py"))
     assert counts.get("passed", 0) >= 40, summary
     if counts.get("skipped"):  # only the training-script check may skip, when the dataset is missing
-        assert counts["skipped"] == 1 and "FashionMNIST .gz files not found" in tail, tail
+        assert counts["skipped"] == 1 and "FashionMNIST files not found" in tail, tail
         pytest.skip("cuda checks passed, but the train_lenet run was skipped: no FashionMNIST files")
 
 

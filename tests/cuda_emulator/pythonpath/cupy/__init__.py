@@ -1,6 +1,8 @@
 """A stand-in for CuPy that runs the cupy backend on the CPU, for tests on machines without a GPU.
 
-Put this folder's parent on PYTHONPATH (before site-packages) and ``import cupy`` gets this module:
+Only where asked for: put this folder's parent (``tests/cuda_emulator/pythonpath``, which holds nothing else) on
+PYTHONPATH, before site-packages, and ``import cupy`` gets this module (tests/test_cuda_emulator.py does so in its
+subprocesses; nothing else puts it on ``sys.path``, so wherever real CuPy is installed, it is the one imported):
 arrays are ``cupy.ndarray``, a numpy.ndarray subclass whose type lives in module ``cupy`` (so code that
 tells device arrays by their module sees them on the GPU; mixing them with host arrays raises TypeError,
 as CuPy does), array functions are numpy's, and ``RawModule`` / ``ElementwiseKernel``
@@ -27,7 +29,7 @@ import types
 
 import numpy
 
-_HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_HERE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/cuda_emulator: emu.h
 _CACHE = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
 _BUILD = os.environ.get("CUDA_EMULATOR_BUILD") or os.path.join(_CACHE, "cuda_emulator")
 os.makedirs(_BUILD, exist_ok=True)
