@@ -229,3 +229,34 @@ def test_the_sanitizer_script_notices_a_kernel_left_out(monkeypatch, capsys):
     monkeypatch.setattr(sanitize, "calls", lambda *a: {k: v for k, v in every(*a).items() if "tanh" not in k})
     assert sanitize.run(reference, np, 1, dtypes=(np.float64,)) == 1
     assert "not called: tanh_backward, tanh_forward" in capsys.readouterr().err
+
+
+# --- benchmarks/gpu_compare.py's warm epochs (their mechanics, on the CPU) --------------------------------------
+
+
+def test_a_warm_epoch_is_the_second_one():
+    from benchmarks.gpu_compare import time_warm_epoch
+
+    events = []
+
+    def epoch(e):
+        events.append(f"epoch {e}")
+        return 2.5
+
+    result = time_warm_epoch(epoch, lambda: events.append("sync"))
+    assert events == ["epoch 0", "sync", "epoch 1"]
+    assert result["summed_loss"] == 2.5 and result["seconds"] >= 0
+
+
+def test_engine_and_torch_lenet_epochs_train_the_same_model():
+    torch = pytest.importorskip("torch")
+    from benchmarks.gpu_compare import engine_lenet_epoch, epoch_lines, torch_lenet_epoch
+
+    rng = np.random.default_rng(0)
+    images = rng.random((512, 1, 28, 28)).astype(np.float32)
+    labels = rng.integers(0, 10, 512).astype(np.int64)
+    ours, theirs = engine_lenet_epoch(images, labels, "cpu"), torch_lenet_epoch(torch, images, labels, "cpu")
+    for result in (ours, theirs):
+        assert result["seconds"] > 0 and 1.0 < result["mean_loss"] < 4.0  # about ln(10) on random labels
+    line = epoch_lines(ours, theirs, 512)[0]
+    assert line.startswith("LeNet epoch, warm (the second of two; 512 images") and "engine/torch" in line
