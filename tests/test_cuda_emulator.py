@@ -11,6 +11,7 @@ the reference backend; not GPU speed, memory, streams or multi-GPU behaviour, wh
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pathlib
 import re
@@ -18,6 +19,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -100,3 +102,118 @@ def test_engine_suite_cupy_cases_on_the_emulator():
     summary, counts, tail = run_on_emulator(str(TESTS), "-k", "cupy",
                                             *(f"--ignore={TESTS / name}" for name in ignored))
     assert counts.get("passed", 0) > 300 and not counts.get("skipped"), summary
+
+
+# --- mutations of the CUDA C that the emulator must catch ------------------------------------------------------
+
+MUTATION_PROBE = """
+import sys
+
+import numpy as np
+import numpy as np
+import cupy
+import reference
+import kernels.cupy_gpu as gpu
+from kernels.cupy_gpu import _compile, sources
+
+source, old, new, case = sys.argv[1:5]
+rng = np.random.default_rng(0)
+if case == "padded_conv":  # conv1-like, padding 2: the direct kernel stages a tile with a zero halo
+    x, w = rng.standard_normal((2, 1, 12, 12)), rng.standard_normal((6, 1, 5, 5))
+    geometry = ((1, 1), (2, 2), (1, 1))
+    run = lambda xp, m: m.conv2d_forward(xp.asarray(x), xp.asarray(w), None, *geometry, "direct")
+else:  # overlapping max-pool windows over equal values: many windows pick the same input
+    x, gy = np.full((2, 3, 7, 7), -1.0), rng.standard_normal((2, 3, 7, 7))
+    _, index = reference.max_pool2d_forward(x, (3, 3), (1, 1), (1, 1), (1, 1), False)
+    run = lambda xp, m: m.max_pool2d_backward(xp.asarray(gy), xp.asarray(index), (7, 7))
+expected = run(np, reference)
+for label in ("unmutated", "mutated"):
+    if label == "mutated":
+        assert sources.RAW_SOURCES[source].count(old) == 1, "the mutation does not apply"
+        sources.RAW_SOURCES[source] = sources.RAW_SOURCES[source].replace(old, new)
+        _compile._module.cache_clear()
+        _compile._function.cache_clear()
+    try:
+        got = cupy.asnumpy(run(cupy, gpu))
+        print(label, "max error", float(np.max(np.abs(got - expected))))
+    except AssertionError as exc:
+        print(label, "emulator error", exc)
+"""
+
+
+def run_mutation(source, old, new, case):
+    """{'unmutated': line, 'mutated': line}: the kernel's result against reference before and after the mutation."""
+    env = {k: v for k, v in os.environ.items() if k != "ENGINE_BACKEND"}
+    env["PYTHONPATH"] = os.pathsep.join([str(EMULATOR_PATH), str(ROOT)])
+    result = subprocess.run([sys.executable, "-c", MUTATION_PROBE, source, old, new, case], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return {line.split()[0]: line for line in result.stdout.splitlines() if line.split()[:1] in (["unmutated"],
+                                                                                                  ["mutated"])}
+
+
+def test_an_unwritten_padding_halo_in_shared_memory_is_caught():
+    """Shared memory starts as NaN: a tile whose halo is left unwritten gives NaN, not a tiny error."""
+    lines = run_mutation(
+        "CONV_DIRECT",
+        "x_s[i] = (h >= 0 && h < H && ww >= 0 && ww < W) ? xs[((c0 + cc) * H + h) * W + ww] : (T)0;",
+        "if (h >= 0 && h < H && ww >= 0 && ww < W) x_s[i] = xs[((c0 + cc) * H + h) * W + ww];",
+        "padded_conv")
+    assert float(lines["unmutated"].split()[-1]) < 1e-12, lines
+    assert lines["mutated"].endswith("max error nan"), lines
+
+
+def test_atomic_add_replaced_by_a_plain_add_is_caught():
+    """Two CUDA threads storing to one element without atomicAdd fail the launch (run in order, they would
+    add up right: the store-ownership check, not the shuffled order, is what catches this)."""
+    lines = run_mutation(
+        "POOL",
+        "atomicAdd(gx + (size_t)(i / OHW) * HW + idx[i], gy[i]);",
+        "gx[(size_t)(i / OHW) * HW + idx[i]] += gy[i];",
+        "overlapping_pool")
+    assert float(lines["unmutated"].split()[-1]) < 1e-12, lines
+    assert "emulator error max_pool2d_backward: gx[" in lines["mutated"], lines
+    assert "without atomicAdd (a race on a GPU)" in lines["mutated"], lines
+
+
+def _load_emulator(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_blocks_and_threads_run_in_a_shuffled_order(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_EMULATOR_BUILD", str(tmp_path / "build"))
+    emulator = _load_emulator(EMULATOR_PATH / "cupy" / "__init__.py", "cuda_emulator_shuffle")
+    code = ('typedef double T;\nextern "C" __global__ void order(long long* __restrict__ seen, '
+            "long long* __restrict__ counter) {\n"
+            "    seen[blockIdx.x * blockDim.x + threadIdx.x] = atomicAdd(counter, 1LL);\n}\n")
+    kernel = emulator.RawModule(code).get_function("order")
+    seen, counter = emulator.asarray(np.zeros(64, np.int64)), emulator.asarray(np.zeros(1, np.int64))
+    kernel((8,), (8,), (seen, counter))
+    order = emulator.asnumpy(seen)
+    assert sorted(order) == list(range(64))  # every thread ran once
+    block_order = np.argsort(order.reshape(8, 8).min(axis=1))
+    assert list(block_order) != list(range(8)), "blocks ran in order"
+    first_block = int(block_order[0])
+    assert list(np.argsort(order[first_block * 8 : first_block * 8 + 8])) != list(range(8)), "threads ran in order"
+
+
+def test_the_build_cache_follows_changes_to_emu_h(tmp_path, monkeypatch):
+    """A kernel compiled before emu.h changes is rebuilt after (the .so name hashes emu.h too)."""
+    copy = tmp_path / "cuda_emulator"
+    (copy / "pythonpath" / "cupy").mkdir(parents=True)
+    shutil.copy(EMULATOR_PATH / "cupy" / "__init__.py", copy / "pythonpath" / "cupy" / "__init__.py")
+    header = (TESTS / "cuda_emulator" / "emu.h").read_text()
+    monkeypatch.setenv("CUDA_EMULATOR_BUILD", str(tmp_path / "build"))
+    emulator = _load_emulator(copy / "pythonpath" / "cupy" / "__init__.py", "cuda_emulator_copy")
+    code = 'typedef double T;\nextern "C" __global__ void probe(T* __restrict__ y) { y[0] = EMU_PROBE; }\n'
+    values = []
+    for probe in (1, 2):
+        (copy / "emu.h").write_text(header + f"\n#define EMU_PROBE {probe}\n")
+        y = emulator.asarray(np.zeros(1))
+        emulator.RawModule(code).get_function("probe")((1,), (1,), (y,))
+        values.append(float(emulator.asnumpy(y)[0]))
+    assert values == [1.0, 2.0]
+    assert len(list((tmp_path / "build").glob("kernels_*.so"))) == 2
