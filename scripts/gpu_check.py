@@ -16,8 +16,8 @@ those steps (a rerun of what failed). The nvcc compile tests are left out: CI ru
 Steps, in order (``cpu-train`` runs in the background from the start, on CPU cores the GPU steps leave idle):
     env        nvidia-smi; Python, NumPy, Numba, CuPy, torch/cuDNN versions; whether the engine sees the GPU
     cpu-train  train_lenet --device cpu, 2 epochs: the metrics the cuda run must reproduce
-    kernels    tests/test_kernels.py's cupy cases (float32 and float64, against torch and reference)
-    engine     every cupy/cuda case of the suite, tests/cuda_emulator/engine_cuda_checks.py on real CuPy,
+    kernels    tests/test_kernels.py's cupy cases (``-m gpu``; float32 and float64, against torch and reference)
+    engine     every other ``gpu``-marked case: the suite's cupy cases, tests/cuda_emulator/engine_cuda_checks.py,
                and the LeNet parity test's cuda case (FASHION_MNIST_DIR points at the carried data)
     train      train_lenet --device cuda, 2 epochs (the second is warm), compared with cpu-train
     bench      python -m benchmarks.gpu_compare --epoch (kernels vs cuDNN, warm LeNet epochs on both sides)
@@ -186,10 +186,10 @@ def build_steps(python: str, work: Path, env: Dict[str, str], root: Path = ROOT)
         Step("env", ["bash", "-c", f"nvidia-smi; {python} - <<'EOF'\n{ENV_PROBE}\nEOF"], 30, 5),
         Step("cpu-train", lenet + ["--device", "cpu", "--num-threads", str(cpu_threads),
                                    "--logdir", str(runs / "cpu")], 300, 60, background=True),
-        Step("kernels", pytest_argv(python, work, "kernels", plugins) + [str(tests / "test_kernels.py"), "-k", "cupy"],
+        Step("kernels", pytest_argv(python, work, "kernels", plugins) + [str(tests / "test_kernels.py"), "-m", "gpu"],
              130, 40, pytest=True),
         Step("engine", pytest_argv(python, work, "engine", plugins) + [
-            str(tests), str(tests / "cuda_emulator" / "engine_cuda_checks.py"), "-k", "cupy or cuda",
+            str(tests), str(tests / "cuda_emulator" / "engine_cuda_checks.py"), "-m", "gpu",
             *(f"--ignore={tests / name}" for name in ("test_kernels.py", "test_cuda_emulator.py",
                                                       "test_cupy_compile.py", "test_gpu_check.py"))],
              110, 40, pytest=True),

@@ -11,13 +11,15 @@ the reference backend; not GPU speed, memory, streams or multi-GPU behaviour, wh
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import pathlib
-import re
 import shutil
 import subprocess
 import sys
+from typing import Dict
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -65,49 +67,92 @@ def test_collecting_the_cuda_checks_leaves_cupy_to_the_real_one():
     assert "engine_cuda_checks.py" in result.stdout  # it was collected (or skipped as a whole, with its reason)
 
 
-def run_on_emulator(*pytest_args: str) -> tuple:
-    """Run pytest with the emulator as ``cupy``; return (summary line, counts, output tail), asserting success."""
+def run_on_emulator(report: pathlib.Path, *pytest_args: str) -> Dict[str, str]:
+    """Run pytest with the emulator as ``cupy``, asserting success; {"file::test[id]": outcome} from its JUnit
+    ``report``, outcome "passed", "failed" or "skipped: <reason>"."""
     env = {k: v for k, v in os.environ.items() if k != "ENGINE_BACKEND"}
     env["PYTHONPATH"] = os.pathsep.join([str(EMULATOR_PATH), str(ROOT)])
-    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-p", "no:xdist", *pytest_args]
+    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-p", "no:xdist",
+               f"--junitxml={report}", *pytest_args]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    tail = result.stdout[-8000:] + result.stderr[-2000:]
-    assert result.returncode == 0, f"failed on the CUDA emulator:\n{tail}"
-    summary = result.stdout.strip().splitlines()[-1]
-    counts = {word: int(n) for n, word in re.findall(r"(\d+) (passed|failed|skipped|error)", summary)}
-    return summary, counts, tail
+    assert result.returncode == 0, f"failed on the CUDA emulator:\n{result.stdout[-8000:]}{result.stderr[-2000:]}"
+    outcomes = {}
+    for case in ElementTree.parse(report).iter("testcase"):
+        skipped = case.find("skipped")
+        if case.find("failure") is not None or case.find("error") is not None:
+            outcome = "failed"
+        else:
+            outcome = "passed" if skipped is None else f"skipped: {skipped.get('message', '')}"
+        outcomes[f"{case.get('classname').rsplit('.', 1)[-1]}.py::{case.get('name')}"] = outcome
+    return outcomes
 
 
-def test_cupy_kernels_on_the_emulator():
+def defined_tests(path: pathlib.Path, taking: str = None) -> set:
+    """Names of the test functions defined in ``path`` (those with a parameter ``taking``, when given)."""
+    tree = ast.parse(path.read_text())
+    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
+            and (taking is None or taking in [a.arg for a in node.args.args])}
+
+
+def missing_cupy_runs(outcomes: Dict[str, str], path: pathlib.Path, functions: set) -> list:
+    """The ``functions`` of ``path`` without a passed cupy case in ``outcomes``."""
+    passed = {key.split("::")[1].split("[")[0] for key, outcome in outcomes.items()
+              if key.startswith(path.name + "::") and "cupy" in key and outcome == "passed"}
+    return sorted(f"{path.name}::{name}" for name in functions - passed)
+
+
+@pytest.mark.slow
+def test_cupy_kernels_on_the_emulator(tmp_path):
     """tests/test_kernels.py's cupy cases, float64 (float32 differs only by the ``T`` typedef, which
-    tests/test_cupy_compile.py compiles; the hypothesis cases draw both dtypes and are left to the GPU)."""
-    summary, counts, tail = run_on_emulator(str(TESTS / "test_kernels.py"), "-k",
-                                            "cupy and not float32 and not random_geometry")
-    assert counts.get("passed", 0) > 100 and not counts.get("skipped"), summary
+    tests/test_cupy_compile.py compiles; the hypothesis cases draw both dtypes and are left to the GPU):
+    every kernel test ran with cupy and passed."""
+    path = TESTS / "test_kernels.py"
+    outcomes = run_on_emulator(tmp_path / "report.xml", str(path), "-k", "cupy and not float32 and not random_geometry")
+    assert set(outcomes.values()) == {"passed"}, {k: v for k, v in outcomes.items() if v != "passed"}
+    functions = {name for name in defined_tests(path, taking="be") if "random_geometry" not in name}
+    assert len(functions) >= 10 and not missing_cupy_runs(outcomes, path, functions), missing_cupy_runs(
+        outcomes, path, functions)
 
 
-def test_engine_cuda_path_on_the_emulator():
+@pytest.mark.slow
+def test_engine_cuda_path_on_the_emulator(tmp_path):
     """engine_cuda_checks.py: .to/.cpu, Module.to, mixed-device errors, ops on cuda equal to the CPU, LeNet steps,
-    DataLoader(device='cuda'), checkpoints, and ``python -m engine.train_lenet --device cuda``."""
-    summary, counts, tail = run_on_emulator(str(TESTS / "cuda_emulator" / "engine_cuda_checks.py"))
-    assert counts.get("passed", 0) >= 40, summary
-    if counts.get("skipped"):  # only the training-script check may skip, when the dataset is missing
-        assert counts["skipped"] == 1 and "FashionMNIST files not found" in tail, tail
+    DataLoader(device='cuda'), checkpoints, and ``python -m engine.train_lenet --device cuda``: every check passed
+    (the training-script check may skip only for want of the dataset)."""
+    path = TESTS / "cuda_emulator" / "engine_cuda_checks.py"
+    outcomes = run_on_emulator(tmp_path / "report.xml", str(path))
+    ran = {key.split("::")[1].split("[")[0]: outcome for key, outcome in outcomes.items()}
+    assert set(ran) == defined_tests(path), set(ran) ^ defined_tests(path)
+    not_passed = {k: v for k, v in outcomes.items() if v != "passed"}
+    train = [k for k in not_passed if "test_train_lenet_on_cuda_matches_cpu" in k]
+    assert set(not_passed) <= set(train), not_passed
+    if train:
+        assert "FashionMNIST files not found" in not_passed[train[0]], not_passed
         pytest.skip("cuda checks passed, but the train_lenet run was skipped: no FashionMNIST files")
 
 
-def test_engine_suite_cupy_cases_on_the_emulator():
-    """Every op/module/autograd/gradcheck test parametrized over backends, with the ``cupy`` backend."""
-    ignored = ["test_kernels.py", "test_cuda_emulator.py", "test_cupy_compile.py"]
-    summary, counts, tail = run_on_emulator(str(TESTS), "-k", "cupy",
-                                            *(f"--ignore={TESTS / name}" for name in ignored))
-    assert counts.get("passed", 0) > 300 and not counts.get("skipped"), summary
+@pytest.mark.slow
+def test_engine_suite_cupy_cases_on_the_emulator(tmp_path):
+    """Every op/module/autograd/gradcheck test parametrized over backends ran with the ``cupy`` backend and passed."""
+    ignored = ["test_kernels.py", "test_cuda_emulator.py", "test_cupy_compile.py", "test_gpu_check.py"]
+    outcomes = run_on_emulator(tmp_path / "report.xml", str(TESTS), "-k", "cupy",
+                               *(f"--ignore={TESTS / name}" for name in ignored))
+    assert set(outcomes.values()) == {"passed"}, {k: v for k, v in outcomes.items() if v != "passed"}
+    missing, functions = [], 0
+    for path in sorted(TESTS.glob("test_*.py")):
+        if path.name not in ignored:
+            wanted = defined_tests(path, taking="backend")
+            functions += len(wanted)
+            missing += missing_cupy_runs(outcomes, path, wanted)
+    assert functions >= 40 and not missing, missing
 
 
 # --- mutations of the CUDA C that the emulator must catch ------------------------------------------------------
 
 MUTATION_PROBE = """
 import sys
+from typing import Dict
+from xml.etree import ElementTree
 
 import numpy as np
 import numpy as np

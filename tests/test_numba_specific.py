@@ -12,9 +12,9 @@ from kernel_cases import (
     ALGOS,
     CHUNK_CASE,
     CHUNK_SAMPLE_NUMBERS,
-    DTYPES,
+    FLOATS,
     Conv,
-    assert_close,
+    assert_array_close,
     conv_oracle,
     load_backend,
     workspace_limit,
@@ -73,13 +73,13 @@ def test_kept_layout_copies_give_the_same_results_as_fresh_ones(be, algo):
     # a new array with other values at a recycled address must not hit a stale copy
     other = np.ascontiguousarray(x[::-1])
     del x
-    assert_close(be, numba_cpu.conv2d_backward_weight(gy, other, case.k, *args),
+    assert_array_close(be, numba_cpu.conv2d_backward_weight(gy, other, case.k, *args),
                  reference.conv2d_backward_weight(gy, other, case.k, *args), np.float64)
     for got, expected in zip(kept, (ty, tgx, tgw)):
-        assert_close(be, got, expected, np.float64)
+        assert_array_close(be, got, expected, np.float64)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOATS)
 def test_im2col_workspace_peak_stays_within_the_budget(be, dtype):
     (x, w, b, gy), (ty, tgx, tgw), geometry = conv_oracle(CHUNK_CASE, dtype, seed=1)
     args = geometry + ("im2col",)
@@ -93,4 +93,4 @@ def test_im2col_workspace_peak_stays_within_the_budget(be, dtype):
     # the unfolded matrix of 2 samples, plus one chunk of the (O, n*OH*OW) gradient or output
     assert 2 * per_sample <= peak <= 2 * per_sample + 2 * 4 * 40 * np.dtype(dtype).itemsize, peak
     for got, expected, what in zip(chunked, (ty, tgx, tgw), ("forward", "grad input", "grad weight")):
-        assert_close(be, got, expected, dtype, what=what)
+        assert_array_close(be, got, expected, dtype, what=what)

@@ -37,9 +37,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 CUDA = engine.device("cuda")
 TIGHT = dict(rtol=1e-10, atol=1e-12)
 
-pytestmark = pytest.mark.skipif(
-    not engine.cuda.is_available(),
-    reason="no CuPy that sees a CUDA device (tests/test_cuda_emulator.py runs this file on the emulator)")
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not engine.cuda.is_available(), reason="no CuPy that sees a CUDA device "
+                       "(tests/test_cuda_emulator.py runs this file on the emulator)"),
+]
 
 
 @pytest.fixture
