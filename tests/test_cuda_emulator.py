@@ -24,6 +24,8 @@ from xml.etree import ElementTree
 import numpy as np
 import pytest
 
+from kernels.contract import KERNELS
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
 EMULATOR_PATH = TESTS / "cuda_emulator" / "pythonpath"  # holds only the emulator's ``cupy`` package
@@ -145,6 +147,16 @@ def test_engine_suite_cupy_cases_on_the_emulator(tmp_path):
             functions += len(wanted)
             missing += missing_cupy_runs(outcomes, path, wanted)
     assert functions >= 40 and not missing, missing
+
+
+def test_the_sanitizer_script_calls_every_kernel_on_the_emulator():
+    """scripts/gpu_sanitize.py, which the GPU check runs under compute-sanitizer, runs through on cupy."""
+    env = {k: v for k, v in os.environ.items() if k != "ENGINE_BACKEND"}
+    env["PYTHONPATH"] = os.pathsep.join([str(EMULATOR_PATH), str(ROOT)])
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_sanitize.py"), "--batch", "1"], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"gpu_sanitize: called all {len(KERNELS)} kernels of the contract, batch 1" in result.stdout
 
 
 # --- mutations of the CUDA C that the emulator must catch ------------------------------------------------------

@@ -260,3 +260,17 @@ def test_engine_and_torch_lenet_epochs_train_the_same_model():
         assert result["seconds"] > 0 and 1.0 < result["mean_loss"] < 4.0  # about ln(10) on random labels
     line = epoch_lines(ours, theirs, 512)[0]
     assert line.startswith("LeNet epoch, warm (the second of two; 512 images") and "engine/torch" in line
+
+
+def test_an_archive_too_big_to_come_back_leaves_the_kernel_cache_out(dirs, tmp_path, monkeypatch):
+    work, out = dirs
+    (work / "kernels.txt").write_text("log\n")
+    root = tmp_path / "repo"
+    (root / ".device_data" / "cupy_cache").mkdir(parents=True)
+    (root / ".device_data" / "cupy_cache" / "big.cubin").write_bytes(np.random.default_rng(0).bytes(200_000))
+    monkeypatch.setattr(check, "FILE_LIMIT_BYTES", 100_000)
+    check.write_outputs([], work, out, root=root)
+    with tarfile.open(out / "gpu_check.tar.gz") as tar:
+        names = tar.getnames()
+    assert "gpu_check/kernels.txt" in names and not any(n.startswith("cupy_cache") for n in names)
+    assert (out / "gpu_check.tar.gz").stat().st_size < 100_000
