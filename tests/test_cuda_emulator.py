@@ -24,6 +24,7 @@ from xml.etree import ElementTree
 import numpy as np
 import pytest
 
+from engine import backend
 from kernels.contract import KERNELS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -47,6 +48,11 @@ pytestmark = pytest.mark.skipif(
     not _cxx20_threads_available(),
     reason="g++ with C++20 <barrier> not available (the CUDA emulator compiles the cupy backend's CUDA C with it)",
 )
+
+
+# Where real CuPy sees a GPU, the suite runs the cupy cases on it: the emulator stands in only where it is absent.
+INSTEAD_OF_A_GPU = pytest.mark.skipif(backend.is_available("cupy"),
+                                      reason="real CuPy sees a GPU here: the suite's cupy cases run on it")
 
 
 def test_collecting_the_cuda_checks_leaves_cupy_to_the_real_one():
@@ -104,6 +110,7 @@ def missing_cupy_runs(outcomes: Dict[str, str], path: pathlib.Path, functions: s
 
 
 @pytest.mark.slow
+@INSTEAD_OF_A_GPU
 def test_cupy_kernels_on_the_emulator(tmp_path):
     """tests/test_kernels.py's cupy cases, float64 (float32 differs only by the ``T`` typedef, which
     tests/test_cupy_compile.py compiles; the hypothesis cases draw both dtypes and are left to the GPU):
@@ -117,6 +124,7 @@ def test_cupy_kernels_on_the_emulator(tmp_path):
 
 
 @pytest.mark.slow
+@INSTEAD_OF_A_GPU
 def test_engine_cuda_path_on_the_emulator(tmp_path):
     """engine_cuda_checks.py: .to/.cpu, Module.to, mixed-device errors, ops on cuda equal to the CPU, LeNet steps,
     DataLoader(device='cuda'), checkpoints, and ``python -m engine.train_lenet --device cuda``: every check passed
@@ -134,6 +142,7 @@ def test_engine_cuda_path_on_the_emulator(tmp_path):
 
 
 @pytest.mark.slow
+@INSTEAD_OF_A_GPU
 def test_engine_suite_cupy_cases_on_the_emulator(tmp_path):
     """Every op/module/autograd/gradcheck test parametrized over backends ran with the ``cupy`` backend and passed."""
     ignored = ["test_kernels.py", "test_cuda_emulator.py", "test_cupy_compile.py", "test_gpu_check.py"]
@@ -149,6 +158,7 @@ def test_engine_suite_cupy_cases_on_the_emulator(tmp_path):
     assert functions >= 40 and not missing, missing
 
 
+@INSTEAD_OF_A_GPU
 def test_the_sanitizer_script_calls_every_kernel_on_the_emulator():
     """scripts/gpu_sanitize.py, which the GPU check runs under compute-sanitizer, runs through on cupy."""
     env = {k: v for k, v in os.environ.items() if k != "ENGINE_BACKEND"}
