@@ -269,7 +269,11 @@ def run_steps(steps: List[Step], clock: Clock, work: Path, env: Dict[str, str], 
             results.append(Result(step.name, f"skipped: needs {step.min_s:.0f} s, {max(left, 0):.0f} s left"))
             continue
         limit = min(step.budget_s, left)
-        process, started = start(step, work, env, root), time.monotonic()
+        try:
+            process, started = start(step, work, env, root), time.monotonic()
+        except OSError as exc:  # e.g. compute-sanitizer not installed
+            results.append(Result(step.name, f"could not start: {exc}"))
+            continue
         if step.background:
             background.append((step, process, limit, started))
             continue
@@ -303,6 +307,8 @@ def key_lines(step: Step, log: str, limit: int = 15) -> List[str]:
     if step.name in ("memcheck", "racecheck"):
         errors = [line for line in lines if "ERROR SUMMARY" in line or "RACECHECK SUMMARY" in line]
         return (errors or lines[-5:])[-limit:]
+    if step.name == "bench":  # one line per op as it is timed: what there is, should the step run out of time
+        return lines[1:][-60:]
     return lines[-5:]
 
 
@@ -351,6 +357,10 @@ def summary_text(results: List[Result], work: Path) -> str:
     if table.is_file():
         lines += ["", "== bench table (benchmarks/gpu_compare.py)", table.read_text()]
     return "\n".join(lines) + "\n"
+
+
+def total(clock: Clock, deadline_s: float) -> Result:
+    return Result("total", f"{deadline_s - clock.left():.0f} s of the {deadline_s:.0f} s deadline")
 
 
 def _write_atomically(path: Path, write) -> None:
@@ -404,7 +414,8 @@ def main(argv: List[str]) -> int:
     if argv[:1] == ["prepare"]:
         source = Path(argv[2]) if argv[1:2] == ["--source"] else Path("/usr/share/datasets/fashion-mnist")
         return prepare(source)
-    clock = Clock(float(os.environ.get("GPU_CHECK_DEADLINE", DEADLINE_S)))
+    deadline = float(os.environ.get("GPU_CHECK_DEADLINE", DEADLINE_S))
+    clock = Clock(deadline)
     python = os.environ.get("GPU_CHECK_PYTHON", sys.executable)
     out = Path(os.environ.get("OUT") or ROOT / "gpu_check_out")
     out.mkdir(parents=True, exist_ok=True)
@@ -414,7 +425,7 @@ def main(argv: List[str]) -> int:
     results = [set_up(python, env, site)]
     selected = os.environ.get("GPU_CHECK_STEPS", "").split() or None
     results += run_steps(build_steps(python, work, env), clock, work, env, out, selected, first=results)
-    write_outputs(results, work, out)
+    write_outputs(results + [total(clock, deadline)], work, out)
     shutil.rmtree(work, ignore_errors=True)  # all of it is in the archive
     print((out / SUMMARY).read_text())
     return 0 if all(r.status == "ok" for r in results) else 1  # a step skipped for time is not a pass

@@ -69,6 +69,14 @@ def test_a_background_step_is_stopped_at_the_deadline(dirs, monkeypatch):
     assert [(r.name, r.status.split()[0]) for r in results] == [("fore", "ok"), ("beside", "timed")]
 
 
+def test_a_step_that_cannot_start_is_reported_and_the_next_runs(dirs):
+    work, out = dirs
+    steps = [check.Step("memcheck", ["no-such-sanitizer-here", "--tool", "memcheck"], 30, 0), sleeper("next", 0, 30, 0)]
+    results = check.run_steps(steps, check.Clock(60), work, dict(os.environ), out, root=ROOT)
+    assert results[0].status.startswith("could not start: [Errno 2] No such file or directory")
+    assert results[1].status == "ok"
+
+
 def test_selected_steps_only(dirs):
     work, out = dirs
     steps = [sleeper("a", 0, 30, 0), sleeper("b", 0, 30, 0)]
@@ -191,6 +199,12 @@ def test_the_summary_shows_pytest_failures_and_totals():
     step = check.Step("kernels", [], 1, 1, pytest=True)
     lines = check.key_lines(step, PYTEST_LOG)
     assert lines == PYTEST_LOG.splitlines()[1:]
+
+
+def test_the_summary_shows_every_benchmark_row_so_far():
+    log = "$ python -m benchmarks.gpu_compare\nGPU: H200\n" + "".join(f"conv2d row {i}\n" for i in range(30))
+    lines = check.key_lines(check.Step("bench", [], 1, 1), log)
+    assert lines[0] == "GPU: H200" and lines[-1] == "conv2d row 29" and len(lines) == 31
 
 
 def test_the_summary_shows_the_sanitizer_verdict():
