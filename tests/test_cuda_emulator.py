@@ -61,7 +61,7 @@ def test_collecting_the_cuda_checks_leaves_cupy_to_the_real_one():
     checks = str(TESTS / "cuda_emulator" / "engine_cuda_checks.py")
     probe = (
         "import importlib.util, pytest\n"
-        f"pytest.main(['-q', '--collect-only', '-p', 'no:cacheprovider', {checks!r}])\n"
+        f"pytest.main(['-q', '--collect-only', '--noconftest', '-p', 'no:cacheprovider', {checks!r}])\n"
         "spec = importlib.util.find_spec('cupy')\n"
         "print('CUPY:', spec.origin if spec else None)\n"
     )
