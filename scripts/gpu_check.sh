@@ -8,5 +8,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
-PY="${GPU_CHECK_PYTHON:-python3}"
+PY="${GPU_CHECK_PYTHON:-python3}"  # on the GPU machine: the one with torch and CuPy
+if [ "${1:-}" = "prepare" ] && [ -z "${GPU_CHECK_PYTHON:-}" ] && [ -x .venv/bin/python ]; then
+    PY=.venv/bin/python  # here: the project's venv, whose tensorboardX version the wheel matches
+fi
 exec "$PY" scripts/gpu_check.py "$@"
