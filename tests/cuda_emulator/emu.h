@@ -2,7 +2,7 @@
 //
 // A kernel source is compiled by g++ with this header first. Blocks run one after the other, in a shuffled
 // order (a GPU promises none). In a block, kernels without __syncthreads/__shfl run their threads one after
-// the other, also shuffled; the others run one std::thread per CUDA thread, with std::barrier for
+// the other, also shuffled; the others run one thread per CUDA thread (emu_run_threads), with std::barrier for
 // __syncthreads and for each warp's shuffles. Dynamic shared memory is a malloc of exactly the launch's
 // byte count (so AddressSanitizer, when enabled, catches any overflow), filled with NaN (all bits set, a NaN
 // in float and in double), so a tile element no thread wrote poisons the result instead of adding a
@@ -22,6 +22,7 @@
 #include <functional>
 #include <mutex>
 #include <numeric>
+#include <pthread.h>
 #include <random>
 #include <thread>
 #include <vector>
@@ -142,6 +143,24 @@ template <typename V> static V atomicAdd(emu_out<V> address, V value) {
 static inline float __int_as_float(int i) { float f; memcpy(&f, &i, sizeof f); return f; }
 static inline double __longlong_as_double(long long i) { double d; memcpy(&d, &i, sizeof d); return d; }
 
+// One POSIX thread per body, with small stacks (a kernel's locals are a few registers' worth): creating
+// a block's threads is most of the emulator's time, and an 8 MiB default stack each makes it slower.
+static void* emu_thread_main(void* body) {
+    (*static_cast<std::function<void()>*>(body))();
+    return nullptr;
+}
+
+static void emu_run_threads(std::vector<std::function<void()>>& bodies) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    std::vector<pthread_t> threads(bodies.size());
+    for (size_t i = 0; i < bodies.size(); ++i)
+        if (pthread_create(&threads[i], &attr, emu_thread_main, &bodies[i]) != 0) emu_fail("pthread_create failed");
+    for (pthread_t thread : threads) pthread_join(thread, nullptr);
+    pthread_attr_destroy(&attr);
+}
+
 static std::vector<unsigned long long> emu_shuffled(unsigned long long count, std::mt19937_64& rng) {
     std::vector<unsigned long long> order(count);
     std::iota(order.begin(), order.end(), 0ull);
@@ -186,14 +205,15 @@ static int emu_run(unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned 
             emu_warp_barriers.clear();
             for (unsigned w = 0; w < (nt + 31) / 32; ++w)
                 emu_warp_barriers.push_back(new std::barrier<>(std::min(32u, nt - 32 * w)));
-            std::vector<std::thread> threads;
+            std::vector<std::function<void()>> bodies;
+            bodies.reserve(nt);
             for (unsigned long long order : threads_order)
-                threads.emplace_back([&, t = (unsigned)order] {
+                bodies.emplace_back([&, t = (unsigned)order] {
                     run_thread(t);
                     emu_warp_barriers[t / 32]->arrive_and_drop();  // a finished thread stops counting
                     emu_block_barrier->arrive_and_drop();
                 });
-            for (auto& thread : threads) thread.join();
+            emu_run_threads(bodies);
             for (auto* barrier : emu_warp_barriers) delete barrier;
         }
         free(shared);
