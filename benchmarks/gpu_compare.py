@@ -9,9 +9,10 @@ Times are medians over ``--repeat`` calls after ``--warmup`` calls, per call:
              kernel launches), measured without waiting for the GPU
 
 ``torch.backends.cudnn.benchmark = True``; TF32 is off for both sides unless ``--tf32`` (the
-engine's float32 is full float32). With ``--epoch`` it also times one LeNet epoch of a plain
-PyTorch loop on 60,000 FashionMNIST images already on the GPU (seed hyperparameters), to set
-against ``python -m engine.train_lenet --device cuda``'s epoch time.
+engine's float32 is full float32). With ``--epoch`` it also times one warm LeNet training epoch on each
+side (the second of two, so neither NVRTC compiles, autotuning nor cuDNN's benchmark run is counted):
+the engine's model, SGD and DataLoader(device='cuda'), and a plain PyTorch loop, both on the 60,000
+FashionMNIST training images already on the GPU, with the seed's hyperparameters.
 
 Usage: python -m benchmarks.gpu_compare [--quick] [--epoch] [--out results.md]
 Exits with a message (status 1) when CuPy, PyTorch's CUDA or a GPU is missing.
@@ -191,42 +192,44 @@ def other_cases(cupy, torch, gpu, dtype):
     )
 
 
-# --- whole epoch (PyTorch side) -----------------------------------------------------------------
+# --- whole epochs, warm, both sides -------------------------------------------------------------
+
+LENET = {"batch_size": 256, "lr": 0.9}  # the seed's
 
 
-def torch_lenet_epoch(torch, data_dir) -> Dict[str, float]:
-    """Seconds for one training epoch of the seed's LeNet in PyTorch, data already on the GPU."""
-    from engine.data import FashionMNIST
+def time_warm_epoch(run_epoch: Callable[[int], object], synchronize: Callable[[], None]) -> Dict[str, float]:
+    """Seconds of ``run_epoch(1)`` after ``run_epoch(0)`` has warmed up (compiles, autotuning, allocator).
 
-    train = FashionMNIST(data_dir, train=True)
+    ``run_epoch(e)`` queues epoch ``e`` and returns its summed loss still on the device; reading it
+    as a float synchronises once, at the end."""
+    run_epoch(0)
+    synchronize()
+    t0 = time.perf_counter()
+    total = float(run_epoch(1))
+    return {"seconds": time.perf_counter() - t0, "summed_loss": total}
+
+
+def torch_lenet_epoch(torch, images, labels, device: str = "cuda") -> Dict[str, float]:
+    """A warm epoch of the seed's LeNet in plain PyTorch, the images (N, 1, 28, 28) already on ``device``."""
     nn = torch.nn
-    X = torch.as_tensor(train.data, device="cuda")
-    Y = torch.as_tensor(train.targets, device="cuda")
+    X, Y = torch.as_tensor(images, device=device), torch.as_tensor(labels, device=device)
     model = nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2),
-        nn.Sigmoid(),
-        nn.AvgPool2d(2, 2),
-        nn.Conv2d(6, 16, 5),
-        nn.Sigmoid(),
-        nn.AvgPool2d(2, 2),
-        nn.Flatten(),
-        nn.Linear(400, 120),
-        nn.Sigmoid(),
-        nn.Linear(120, 84),
-        nn.Sigmoid(),
-        nn.Linear(84, 10),
-    ).cuda()
+        nn.Conv2d(1, 6, 5, padding=2), nn.Sigmoid(), nn.AvgPool2d(2, 2),
+        nn.Conv2d(6, 16, 5), nn.Sigmoid(), nn.AvgPool2d(2, 2),
+        nn.Flatten(), nn.Linear(400, 120), nn.Sigmoid(), nn.Linear(120, 84), nn.Sigmoid(), nn.Linear(84, 10),
+    ).to(device)
     for m in model:
         if isinstance(m, (nn.Linear, nn.Conv2d)):
             nn.init.xavier_uniform_(m.weight)
-    opt = torch.optim.SGD(model.parameters(), lr=0.9)
+    opt = torch.optim.SGD(model.parameters(), lr=LENET["lr"])
     loss_fn = nn.CrossEntropyLoss(reduction="none")
+    generator = torch.Generator(device=device).manual_seed(0)
 
-    def epoch():
-        perm = torch.randperm(len(Y), device="cuda")
-        total = torch.zeros((), device="cuda")
-        for i in range(0, len(Y), 256):
-            idx = perm[i : i + 256]
+    def epoch(_):
+        perm = torch.randperm(len(Y), device=device, generator=generator)
+        total = torch.zeros((), device=device)
+        for i in range(0, len(Y), LENET["batch_size"]):
+            idx = perm[i : i + LENET["batch_size"]]
             opt.zero_grad()
             loss = loss_fn(model(X[idx]), Y[idx])
             loss.mean().backward()
@@ -234,11 +237,46 @@ def torch_lenet_epoch(torch, data_dir) -> Dict[str, float]:
             total += loss.detach().sum()
         return total
 
-    epoch()  # warm-up: cuDNN autotuning, allocator
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    mean_loss = float(epoch()) / len(Y)  # the float() synchronises once
-    return {"torch_epoch_s": time.perf_counter() - t0, "torch_epoch_mean_loss": mean_loss}
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    result = time_warm_epoch(epoch, sync)
+    return {"seconds": result["seconds"], "mean_loss": result["summed_loss"] / len(Y)}
+
+
+def engine_lenet_epoch(images, labels, device: str = "cuda") -> Dict[str, float]:
+    """The same warm epoch with the engine: its LeNet, SGD and DataLoader (the batches built on ``device``,
+    as train_lenet does), conv algorithm 'auto'."""
+    import engine
+    from engine import nn, optim
+    from engine.data import DataLoader
+    from engine.training.model import build_lenet
+
+    engine.manual_seed(0)
+    model = build_lenet().to(device)
+    opt = optim.SGD(model.parameters(), lr=LENET["lr"])
+    loss_fn = nn.CrossEntropyLoss(reduction="none")
+    loader = DataLoader((images, labels), batch_size=LENET["batch_size"], shuffle=True, seed=0, device=device)
+
+    def epoch(e):
+        total = engine.zeros((), device=device)
+        for X, y in loader.batches(e):
+            opt.zero_grad()
+            loss = loss_fn(model(X), y)
+            loss.mean().backward()
+            opt.step()
+            total = total + loss.detach().sum()
+        return total.item()
+
+    result = time_warm_epoch(epoch, engine.cuda.synchronize)
+    return {"seconds": result["seconds"], "mean_loss": result["summed_loss"] / len(labels)}
+
+
+def epoch_lines(engine_epoch: Dict[str, float], torch_epoch: Dict[str, float], n: int) -> List[str]:
+    return [
+        f"LeNet epoch, warm (the second of two; {n:,} images on the GPU, batch {LENET['batch_size']}, "
+        f"SGD lr {LENET['lr']}): engine {engine_epoch['seconds']:.3f} s (mean loss {engine_epoch['mean_loss']:.4f}), "
+        f"torch {torch_epoch['seconds']:.3f} s (mean loss {torch_epoch['mean_loss']:.4f}), "
+        f"engine/torch {engine_epoch['seconds'] / torch_epoch['seconds']:.2f}",
+    ]
 
 
 # --- main ---------------------------------------------------------------------------------------
@@ -251,7 +289,7 @@ def main(argv: List[str] = None) -> int:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--quick", action="store_true", help="skip the 224x224 shape")
     parser.add_argument("--tf32", action="store_true", help="let torch use TF32 (not comparable)")
-    parser.add_argument("--epoch", action="store_true", help="also time a PyTorch LeNet epoch")
+    parser.add_argument("--epoch", action="store_true", help="also time a warm LeNet epoch, engine and PyTorch")
     parser.add_argument("--data-dir", default=None, help="FashionMNIST directory for --epoch")
     parser.add_argument("--out", default=None, help="write the table (markdown) here, and JSON beside it")
     args = parser.parse_args(argv)
@@ -314,12 +352,12 @@ def main(argv: List[str] = None) -> int:
     ]
     result = {"header": header, "rows": rows}
     if args.epoch:
-        result["epoch"] = torch_lenet_epoch(torch, args.data_dir)
-        lines += [
-            "",
-            f"PyTorch LeNet epoch (60,000 images on the GPU, batch 256, SGD lr 0.9): "
-            f"{result['epoch']['torch_epoch_s']:.3f} s, mean loss {result['epoch']['torch_epoch_mean_loss']:.4f}",
-        ]
+        from engine.data import FashionMNIST
+
+        train = FashionMNIST(args.data_dir, train=True)
+        result["epoch"] = {"engine": engine_lenet_epoch(train.data, train.targets),
+                           "torch": torch_lenet_epoch(torch, train.data, train.targets)}
+        lines += [""] + epoch_lines(result["epoch"]["engine"], result["epoch"]["torch"], len(train.targets))
         print(lines[-1])
     if args.out:
         with open(args.out, "w") as f:

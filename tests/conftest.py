@@ -2,12 +2,19 @@
 
 Fixtures
     dtype    -- a :class:`DType` (float32 / float64) with the tolerances used against torch.
-    backend  -- runs the test on each available CPU backend ('reference', 'numba'), restoring the
-                previous one afterwards; numba cases are skipped (with the reason) when it is missing.
+    backend  -- runs the test on each backend of BACKENDS, restoring the previous one afterwards;
+                numba cases are skipped (with the reason) when it is missing.
+
+The one definition of what the tests run on (tests/kernel_cases.py imports them):
+    DTYPES    -- FLOAT32, FLOAT64 (:class:`DType`)
+    BACKENDS  -- 'reference', 'numba', and 'cupy' only where it runs (CuPy seeing a GPU, or the CUDA
+                 emulator that tests/test_cuda_emulator.py puts first on PYTHONPATH): elsewhere no cupy
+                 case is collected, rather than hundreds skipped. Cupy cases carry the ``gpu`` marker.
 
 Helpers (import with ``from conftest import ...``)
     to_torch(t)                       -- an engine Tensor's values as a torch tensor (no grad).
     assert_close(actual, expected, dtype) -- engine tensor vs torch tensor, same shape and dtype.
+    assert_values_close(...)          -- the numeric rule both assert_close and kernel_cases use.
     run_side_by_side(...)             -- one op on engine and torch from the same numpy inputs,
                                         forward values and every input gradient compared.
 """
@@ -30,10 +37,6 @@ import engine  # noqa: E402
 from engine import backend as engine_backend  # noqa: E402
 
 torch.set_num_threads(1)  # the machine is shared; torch's result does not depend on threads here
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: a long test (deselect with -m 'not slow')")
 
 
 # --- dtypes ------------------------------------------------------------------------------------
@@ -73,16 +76,21 @@ def dtype(request) -> DType:
 # --- backends ----------------------------------------------------------------------------------
 
 CPU_BACKENDS = ["reference", "numba"]
-BACKENDS = CPU_BACKENDS + ["cupy"]  # 'cupy' runs the test with cuda as the default device
+BACKENDS = CPU_BACKENDS + (["cupy"] if engine_backend.is_available("cupy") else [])  # cupy: cuda by default
 
 
-@pytest.fixture(params=BACKENDS)
+def backend_params(names=None):
+    """pytest params for ``names`` (default: BACKENDS), cupy's marked ``gpu``."""
+    names = BACKENDS if names is None else names
+    return [pytest.param(n, marks=pytest.mark.gpu) if n == "cupy" else n for n in names]
+
+
+@pytest.fixture(params=backend_params())
 def backend(request):
     """Select a backend for the test and restore the previous selection afterwards."""
     name = request.param
     if not engine_backend.is_available(name):
-        reason = "no usable CUDA device / CuPy" if name == "cupy" else "it does not import"
-        pytest.skip(f"backend {name!r} is not available on this machine ({reason})")
+        pytest.skip(f"backend {name!r} is not available on this machine (it does not import)")
     if name == "cupy":  # cuda tensors always run on cupy: make cuda the default device instead
         engine.set_default_device("cuda")
         yield name
@@ -111,20 +119,21 @@ def to_torch(t) -> torch.Tensor:
     return torch.from_numpy(np.array(to_numpy(t), copy=True))
 
 
-def scaled_atol(expected: np.ndarray, dtype: DType) -> float:
-    """Absolute tolerance relative to the reference's magnitude (sums of many terms round more)."""
-    scale = float(np.max(np.abs(expected))) if expected.size else 1.0
-    return dtype.atol * max(1.0, scale if np.isfinite(scale) else 1.0)
+def assert_values_close(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float, what: str) -> None:
+    """Same shape, and |actual - expected| <= atol * max(1, max finite |expected|) + rtol * |expected|
+    (the absolute part scales with the values: sums of many terms round in proportion to them)."""
+    assert tuple(actual.shape) == tuple(expected.shape), f"{what}: shape {actual.shape} != {expected.shape}"
+    finite = np.abs(expected[np.isfinite(expected)])
+    scale = max(1.0, float(finite.max())) if finite.size else 1.0
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol * scale, err_msg=what)
 
 
 def assert_close(actual, expected, dtype: DType, what: str = "value") -> None:
     """``actual`` (engine tensor) equals ``expected`` (torch tensor) in shape, dtype and value."""
     assert isinstance(actual, engine.Tensor), f"{what}: expected an engine.Tensor, got {type(actual)}"
     a = to_numpy(actual)
-    e = to_numpy(expected)
-    assert tuple(a.shape) == tuple(e.shape), f"{what}: shape {a.shape} != torch's {e.shape}"
     assert a.dtype == np.dtype(dtype.np), f"{what}: dtype {a.dtype} != {np.dtype(dtype.np)}"
-    np.testing.assert_allclose(a, e, rtol=dtype.rtol, atol=scaled_atol(e, dtype), err_msg=what)
+    assert_values_close(a, to_numpy(expected), dtype.rtol, dtype.atol, what)
 
 
 def engine_tensor(array: np.ndarray, requires_grad: bool = False):

@@ -3,14 +3,15 @@
 Kernels are called directly on raw arrays; torch.nn.functional (CPU) is the oracle, ``reference/``
 the second one for the other backends.
 
-    BACKENDS, load_backend(name)  -- the backends under test; load_backend skips with the reason
+    BACKENDS, DTYPES (from conftest), FLOATS (DTYPES as numpy types, which kernels take)
+    load_backend(name)            -- a backend under test; skips with the reason when it cannot run
     Conv, Pool, grid(...)         -- configurations and the pytest params crossing them with axes
     CONV_CASES, POOL_CASES, ...   -- the union of the configurations every backend is tested on
     conv_oracle(case, dtype)      -- inputs and torch's outputs / gradients for one conv case
     shared_conv_oracle(...)       -- the same, cached: its arrays are shared by the tests that ask
     avg_pool_oracle, max_pool_oracle -- the same for pooling (cached)
     workspace_limit(bytes)        -- a context with that im2col workspace budget, the old one restored
-    assert_close(be, actual, expected, dtype, what) -- a backend's array against torch / numpy
+    assert_array_close(be, actual, expected, dtype, what) -- a backend's array against torch / numpy
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import DTYPES, assert_values_close
 
 from kernels import workspace
 from kernels.shapes import pair
 
-BACKENDS = ["reference", "numba", "cupy"]
-DTYPES = [np.float64, np.float32]
+FLOATS = [d.np for d in DTYPES]
 ALGOS = ["direct", "im2col"]
 
 # |actual - expected| <= atol * max(1, max|expected|) + rtol * |expected|: float32 sums of many
@@ -101,20 +102,15 @@ def _backend_or_reason(name: str):
     raise ValueError(f"unknown backend {name!r}")
 
 
-def assert_close(be: Backend, actual, expected, dtype, what: str = "") -> None:
+def assert_array_close(be: Backend, actual, expected, dtype, what: str = "") -> None:
     """``actual`` (an array of ``be``, C-contiguous ``dtype``) against expected (torch or numpy)."""
     assert isinstance(actual, be.xp.ndarray), f"{what}: expected a {be.xp.__name__} array, got {type(actual)}"
     assert actual.dtype == dtype, f"{what}: dtype {actual.dtype} != {np.dtype(dtype)}"
     assert actual.flags.c_contiguous, f"{what}: not C-contiguous"  # other kernels may take it as input
-    actual = be.to_host(actual)
     if isinstance(expected, torch.Tensor):
         expected = expected.detach().numpy()
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
-    finite = np.abs(expected[np.isfinite(expected)])
-    scale = max(1.0, float(finite.max())) if finite.size else 1.0
     tolerance = be.tolerance[dtype]
-    np.testing.assert_allclose(actual, expected, rtol=tolerance["rtol"], atol=tolerance["atol"] * scale,
-                               err_msg=what)
+    assert_values_close(be.to_host(actual), expected, tolerance["rtol"], tolerance["atol"], what)
 
 
 # --- configurations -----------------------------------------------------------------------------

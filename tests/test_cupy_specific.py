@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from kernel_cases import CHUNK_CASE, Conv, assert_close, conv_oracle, load_backend, workspace_limit
+from kernel_cases import CHUNK_CASE, Conv, assert_array_close, conv_oracle, load_backend, workspace_limit
 
 import reference
 from kernels import im2col_driver
@@ -82,7 +82,7 @@ def test_cupy_im2col_chunks_columns_below_the_index_limit(cupy_backend, monkeypa
                 reference.conv2d_backward_input(gy, w, case.hw, *args)[0],
                 reference.conv2d_backward_weight(gy, x, case.k, *args))
     for g, e in zip(got, expected):
-        assert_close(cupy_backend, g, e, np.float64)
+        assert_array_close(cupy_backend, g, e, np.float64)
     # one sample's columns (36, 16) reach the limit; gy (1, 1, 4, 4) and gx (1, 4, 4, 4) do not
     small = Conv(n=1, c=4, o=1, hw=(4, 4), k=(3, 3), p=1)
     (x, w, b, gy), _, geometry = conv_oracle(small, np.float64)

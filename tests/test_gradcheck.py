@@ -166,18 +166,19 @@ def test_custom_function_with_right_backward_passes():
     assert y.requires_grad and y.grad_fn is not None
 
 
-@pytest.mark.parametrize("random_directions", [None, 3])
-def test_gradcheck_catches_a_wrong_backward(random_directions):
+@pytest.mark.parametrize("random_directions,message", [
+    (None, r"input 0 \(shape \(3, 4\)\): 12 of 12 gradient entries differ; first at index "),
+    (3, r"input 0 \(shape \(3, 4\)\), random direction 0: analytic directional derivative "),
+])
+def test_gradcheck_catches_a_wrong_backward(random_directions, message):
     (x,) = inputs((3, 4))
-    with pytest.raises(AssertionError) as info:
+    with pytest.raises(AssertionError, match=message):
         engine.gradcheck(weighted_sum(WrongSquare.apply), (x,), random_directions=random_directions)
-    message = str(info.value)
-    assert len(message) > 20 and any(ch.isdigit() for ch in message), f"no details in {message!r}"
 
 
 def test_gradcheck_catches_one_wrong_element():
     (x,) = inputs((3, 4))
-    with pytest.raises(AssertionError, match="5|\\(1, 1\\)"):  # the message points at the element
+    with pytest.raises(AssertionError, match=r"input 0 \(shape \(3, 4\)\): 1 of 12 gradient entries differ; "):
         engine.gradcheck(weighted_sum(WrongInOneElement.apply), (x,))
 
 
@@ -192,7 +193,7 @@ def test_gradcheck_catches_a_wrong_backward_in_the_second_input():
             return gy * b, gy * a * 1.01
 
     a, b = inputs((2, 3), (2, 3))
-    with pytest.raises(AssertionError, match="1"):
+    with pytest.raises(AssertionError, match=r"input 1 \(shape \(2, 3\)\): 6 of 6 gradient entries differ"):
         engine.gradcheck(weighted_sum(WrongMul.apply), (a, b))
 
 

@@ -1,10 +1,10 @@
 """Every backend's kernels against torch.nn.functional (CPU) and against the reference backend.
 
-One test per property, parametrized over backend ('reference', 'numba', 'cupy') x configuration x
-dtype (x algorithm): each kernel is called directly on the backend's arrays, its result copied back
-and compared with torch's forward values / autograd gradients, and (for numba and cupy) with
-``reference`` on the same numpy inputs. A backend that cannot run here is skipped with the reason.
-tests/test_cupy_emulated.py runs the float64 cupy cases on the CPU through a CUDA emulator.
+One test per property, parametrized over backend ('reference', 'numba', and 'cupy' where it runs: see
+tests/conftest.py) x configuration x dtype (x algorithm): each kernel is called directly on the backend's
+arrays, its result copied back and compared with torch's forward values / autograd gradients, and (for numba
+and cupy) with ``reference`` on the same numpy inputs.
+tests/test_cuda_emulator.py runs the float64 cupy cases on the CPU through the CUDA emulator (tests/cuda_emulator/).
 Properties of one backend only are in tests/test_<backend>_specific.py.
 """
 
@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import BACKENDS, backend_params
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kernel_cases import (
@@ -23,18 +24,17 @@ from kernel_cases import (
     ACTIVATION_SIZES,
     ACTIVATIONS,
     ALGOS,
-    BACKENDS,
     CHUNK_CASE,
     CHUNK_SAMPLE_NUMBERS,
     CONV_CASES,
-    DTYPES,
+    FLOATS,
     LOGITS,
     MAX_POOL_CASES,
     POOL_CASES,
     POOL_INPUTS,
     Conv,
     Pool,
-    assert_close,
+    assert_array_close,
     avg_pool_oracle,
     conv_oracle,
     grid,
@@ -51,7 +51,7 @@ from kernels.contract import KERNELS, check_backend
 from kernels.shapes import conv2d_out_hw, pair, pool2d_out_hw
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=backend_params())
 def be(request):
     """The backend under test (a kernel_cases.Backend); skipped with the reason when unavailable."""
     return load_backend(request.param)
@@ -59,9 +59,9 @@ def be(request):
 
 def check(be, got, torch_value, reference_value, dtype, what):
     """``got`` against torch's value and, unless ``be`` is the reference, reference's (a callable)."""
-    assert_close(be, got, torch_value, dtype, f"{what} vs torch")
+    assert_array_close(be, got, torch_value, dtype, f"{what} vs torch")
     if be.name != "reference":
-        assert_close(be, got, reference_value(), dtype, f"{what} vs reference")
+        assert_array_close(be, got, reference_value(), dtype, f"{what} vs reference")
 
 
 def test_fills_the_contract(be):
@@ -86,7 +86,7 @@ def reference_conv(case, dtype):
             reference.conv2d_backward_weight(gy, x, case.k, *args))
 
 
-@pytest.mark.parametrize("case,algo,dtype", grid(CONV_CASES, ALGOS, DTYPES))
+@pytest.mark.parametrize("case,algo,dtype", grid(CONV_CASES, ALGOS, FLOATS))
 def test_conv2d_matches_torch_and_reference(be, case, algo, dtype):
     (x, w, b, gy), (ty, tgx, tgw), geometry = shared_conv_oracle(case, dtype)
     args = geometry + (algo,)
@@ -105,7 +105,7 @@ FLIPPED_CASES = [case for case in CONV_CASES if pair(case.s, "s") == (1, 1)] + [
 ]
 
 
-@pytest.mark.parametrize("case,dtype", grid(FLIPPED_CASES, DTYPES))
+@pytest.mark.parametrize("case,dtype", grid(FLIPPED_CASES, FLOATS))
 def test_conv2d_backward_input_flipped_matches_torch(be, case, dtype):
     """algo='flipped' (stride 1 only): the forward convolution of gy with the flipped kernel."""
     (x, w, b, gy), (ty, tgx, tgw), geometry = shared_conv_oracle(case, dtype)
@@ -125,9 +125,9 @@ def test_a_forward_sees_its_input_changed_in_place(be, algo):
     x_d += 1.0
     x = x + 1.0
     after = be.module.conv2d_forward(x_d, w_d, b_d, *args)[0]
-    assert_close(be, after, reference.conv2d_forward(x, w, b, *args)[0], np.float64)
+    assert_array_close(be, after, reference.conv2d_forward(x, w, b, *args)[0], np.float64)
     assert not np.allclose(before, be.to_host(after))
-    assert_close(be, be.module.conv2d_backward_weight(gy_d, x_d, case.k, *args),
+    assert_array_close(be, be.module.conv2d_backward_weight(gy_d, x_d, case.k, *args),
                  reference.conv2d_backward_weight(gy, x, case.k, *args), np.float64)
 
 
@@ -151,7 +151,7 @@ WORKSPACE_LIMITS = {
 
 
 @pytest.mark.parametrize("limit", list(WORKSPACE_LIMITS))
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOATS)
 def test_im2col_in_workspace_sized_chunks_gives_the_same_results(be, dtype, limit):
     (x, w, b, gy), (ty, tgx, tgw), geometry = shared_conv_oracle(CHUNK_CASE, dtype, seed=1)
     args = geometry + ("im2col",)
@@ -168,16 +168,16 @@ def test_im2col_in_workspace_sized_chunks_gives_the_same_results(be, dtype, limi
         chunked = run()
     for what, got, torch_value, whole_value in zip(("forward", "grad input", "grad weight"),
                                                    chunked, (ty, tgx, tgw), whole):
-        assert_close(be, got, torch_value, dtype, f"{what} chunked vs torch")
-        assert_close(be, got, whole_value, dtype, f"{what} chunked vs one chunk")
-    assert_close(be, chunked[2], reference.conv2d_backward_weight(gy, x, CHUNK_CASE.k, *geometry, "direct"),
+        assert_array_close(be, got, torch_value, dtype, f"{what} chunked vs torch")
+        assert_array_close(be, got, whole_value, dtype, f"{what} chunked vs one chunk")
+    assert_array_close(be, chunked[2], reference.conv2d_backward_weight(gy, x, CHUNK_CASE.k, *geometry, "direct"),
                  dtype, "grad weight chunked vs reference direct")
 
 
 # --- pooling ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case,count_include_pad,dtype", grid(POOL_CASES, [True, False], DTYPES))
+@pytest.mark.parametrize("case,count_include_pad,dtype", grid(POOL_CASES, [True, False], FLOATS))
 def test_avg_pool2d_matches_torch_and_reference(be, case, count_include_pad, dtype):
     (x, gy), (ty, tgx) = avg_pool_oracle(case, count_include_pad, dtype)
     options = pool_geometry(case) + (case.ceil, count_include_pad)
@@ -188,7 +188,7 @@ def test_avg_pool2d_matches_torch_and_reference(be, case, count_include_pad, dty
           lambda: reference.avg_pool2d_backward(gy, case.hw, *options), dtype, "backward")
 
 
-@pytest.mark.parametrize("case,values,dtype", grid(MAX_POOL_CASES, list(POOL_INPUTS), DTYPES))
+@pytest.mark.parametrize("case,values,dtype", grid(MAX_POOL_CASES, list(POOL_INPUTS), FLOATS))
 def test_max_pool2d_matches_torch_and_reference(be, case, values, dtype):
     (x, gy), (ty, tindex, tgx) = max_pool_oracle(case, values, dtype)
     geometry = pool_geometry(case) + (pair(case.d, "d"), case.ceil)
@@ -204,7 +204,7 @@ def test_max_pool2d_matches_torch_and_reference(be, case, values, dtype):
           lambda: reference.max_pool2d_backward(gy, ref_index, case.hw), dtype, "backward")
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOATS)
 def test_max_pool2d_propagates_nan_like_torch(be, dtype):
     x = np.arange(2 * 6 * 6, dtype=dtype).reshape(1, 2, 6, 6)
     x[0, 0, 1, 1] = x[0, 0, 2, 2] = x[0, 1, 5, 0] = np.nan
@@ -228,7 +228,7 @@ def activation_input(values, rng):
 
 @pytest.mark.parametrize("values", ACTIVATION_INPUTS)
 @pytest.mark.parametrize("name,dtype", [pytest.param(n, d, id=f"{n}-{d.__name__}")
-                                        for n in ACTIVATIONS for d in DTYPES])
+                                        for n in ACTIVATIONS for d in FLOATS])
 def test_activation_matches_torch_and_reference(be, name, dtype, values):
     rng = np.random.default_rng(4)
     x = activation_input(values, rng).astype(dtype)
@@ -250,19 +250,19 @@ def test_activation_matches_torch_and_reference(be, name, dtype, values):
         return
     y = forward(x_d)
     gx = backward(gy_d, y)
-    assert_close(be, y, ty, dtype, "forward vs torch")
-    assert_close(be, gx, tx.grad, dtype, "backward vs torch")
+    assert_array_close(be, y, ty, dtype, "forward vs torch")
+    assert_array_close(be, gx, tx.grad, dtype, "backward vs torch")
     if be.name != "reference":
         y_host, (finite_d,) = be.to_host(y), be.to_device(finite)
         with np.errstate(all="ignore"):
-            assert_close(be, y[finite_d], ref_forward(x[finite]), dtype, "forward vs reference")
-        assert_close(be, gx[finite_d], ref_backward(gy[finite], y_host[finite]), dtype, "backward vs reference")
+            assert_array_close(be, y[finite_d], ref_forward(x[finite]), dtype, "forward vs reference")
+        assert_array_close(be, gx[finite_d], ref_backward(gy[finite], y_host[finite]), dtype, "backward vs reference")
 
 
 # --- softmax cross-entropy --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("logits,dtype", [pytest.param(k, d, id=f"{k}-{d.__name__}") for k in LOGITS for d in DTYPES])
+@pytest.mark.parametrize("logits,dtype", [pytest.param(k, d, id=f"{k}-{d.__name__}") for k in LOGITS for d in FLOATS])
 def test_softmax_cross_entropy_matches_torch_and_reference(be, logits, dtype):
     rng = np.random.default_rng(5)
     z = LOGITS[logits](rng).astype(dtype)
@@ -290,7 +290,8 @@ def test_softmax_cross_entropy_matches_torch_and_reference(be, logits, dtype):
 # backend is left out (it is the second oracle here, and the slowest to draw examples for).
 RANDOM = settings(max_examples=25, deadline=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-RANDOM_BACKENDS = pytest.mark.parametrize("be", [b for b in BACKENDS if b != "reference"], indirect=True)
+RANDOM_BACKENDS = pytest.mark.parametrize("be", backend_params([b for b in BACKENDS if b != "reference"]),
+                                          indirect=True)
 
 
 @st.composite
@@ -307,15 +308,15 @@ def conv_cases(draw):
 
 @RANDOM_BACKENDS
 @RANDOM
-@given(case=conv_cases(), algo=st.sampled_from(ALGOS), dtype=st.sampled_from(DTYPES))
+@given(case=conv_cases(), algo=st.sampled_from(ALGOS), dtype=st.sampled_from(FLOATS))
 def test_conv2d_random_geometry(be, case, algo, dtype):
     assert min(conv2d_out_hw(case.hw, case.k, pair(case.s, "s"), pair(case.p, "p"), pair(case.d, "d"))) >= 1
     (x, w, b, gy), (ty, tgx, tgw), geometry = conv_oracle(case, dtype, seed=7)
     args = geometry + (algo,)
     x_d, w_d, b_d, gy_d = be.to_device(x, w, b, gy)
-    assert_close(be, be.module.conv2d_forward(x_d, w_d, b_d, *args)[0], ty, dtype, "forward")
-    assert_close(be, be.module.conv2d_backward_input(gy_d, w_d, case.hw, *args)[0], tgx, dtype, "grad input")
-    assert_close(be, be.module.conv2d_backward_weight(gy_d, x_d, case.k, *args), tgw, dtype, "grad weight")
+    assert_array_close(be, be.module.conv2d_forward(x_d, w_d, b_d, *args)[0], ty, dtype, "forward")
+    assert_array_close(be, be.module.conv2d_backward_input(gy_d, w_d, case.hw, *args)[0], tgx, dtype, "grad input")
+    assert_array_close(be, be.module.conv2d_backward_weight(gy_d, x_d, case.k, *args), tgw, dtype, "grad weight")
 
 
 @st.composite
@@ -330,7 +331,7 @@ def pool_cases(draw):
 
 @RANDOM_BACKENDS
 @RANDOM
-@given(case=pool_cases(), count_include_pad=st.booleans(), dtype=st.sampled_from(DTYPES))
+@given(case=pool_cases(), count_include_pad=st.booleans(), dtype=st.sampled_from(FLOATS))
 def test_pool2d_random_geometry(be, case, count_include_pad, dtype):
     kernel, stride, padding = pool_geometry(case)
     assert min(pool2d_out_hw(case.hw, kernel, stride, padding, (1, 1), case.ceil)) >= 1
@@ -345,11 +346,11 @@ def test_pool2d_random_geometry(be, case, count_include_pad, dtype):
     ty_max.backward(torch.from_numpy(gy))
 
     x_d, gy_d = be.to_device(x, gy)
-    assert_close(be, be.module.avg_pool2d_forward(x_d, *options, count_include_pad), ty, dtype, "avg forward")
+    assert_array_close(be, be.module.avg_pool2d_forward(x_d, *options, count_include_pad), ty, dtype, "avg forward")
     check(be, be.module.avg_pool2d_backward(gy_d, case.hw, *options, count_include_pad), tx_avg.grad,
           lambda: reference.avg_pool2d_backward(gy, case.hw, *options, count_include_pad), dtype, "avg backward")
     y, index = be.module.max_pool2d_forward(x_d, kernel, stride, padding, (1, 1), case.ceil)
-    assert_close(be, y, ty_max, dtype, "max forward")
+    assert_array_close(be, y, ty_max, dtype, "max forward")
     np.testing.assert_array_equal(be.to_host(index), tindex.numpy())
     check(be, be.module.max_pool2d_backward(gy_d, index, case.hw), tx_max.grad,
           lambda: reference.max_pool2d_backward(gy, be.to_host(index), case.hw), dtype, "max backward")

@@ -46,13 +46,12 @@ def batches():
     return [(data.data[i], data.targets[i]) for i in order]
 
 
-@pytest.fixture(params=["cpu-reference", "cpu-numba", "cuda"])
+@pytest.fixture(params=["cpu-reference", "cpu-numba"]
+                + ([pytest.param("cuda", marks=pytest.mark.gpu)] if engine.cuda.is_available() else []))
 def device(request):
-    """The device to train on; on the CPU, with each CPU backend in turn."""
+    """The device to train on; on the CPU, with each CPU backend in turn; cuda where it runs."""
     kind, _, cpu_backend = request.param.partition("-")
     if kind == "cuda":
-        if not engine.cuda.is_available():
-            pytest.skip("no usable CUDA device / CuPy on this machine")
         yield engine.device("cuda")
         return
     if not engine_backend.is_available(cpu_backend):

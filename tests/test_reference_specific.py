@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from kernel_cases import CHUNK_CASE, CHUNK_SAMPLE_NUMBERS, CPU_TOLERANCE, DTYPES, conv_oracle, workspace_limit
+from kernel_cases import CHUNK_CASE, CHUNK_SAMPLE_NUMBERS, CPU_TOLERANCE, FLOATS, conv_oracle, workspace_limit
 
 import reference
 from kernels import workspace
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOATS)
 def test_im2col_chunks_are_workspace_sized_and_change_only_the_weight_sum(dtype, monkeypatch):
     (x, w, b, gy), _, geometry = conv_oracle(CHUNK_CASE, dtype, seed=1)
     args = geometry + ("im2col",)

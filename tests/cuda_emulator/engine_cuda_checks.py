@@ -1,7 +1,13 @@
-"""The engine's cuda path, run by tests/test_cuda_emulated.py in a subprocess where ``import cupy`` is the
-CUDA emulator (tests/cuda_emulator/cupy): device arrays are ``cupy.ndarray`` and the cupy backend's CUDA C
-runs on the CPU. Not collected on its own (the name does not start with ``test_``); run it with
-``PYTHONPATH=tests/cuda_emulator:. pytest tests/cuda_emulator/engine_cuda_checks.py``.
+"""The engine's cuda path against its CPU path: moves, mixed-device errors, ops, LeNet steps, the DataLoader,
+evaluation, checkpoints and ``python -m engine.train_lenet --device cuda``.
+
+Runs wherever ``import cupy`` gives a CuPy that sees a device: real CuPy on a GPU machine (scripts/gpu_check.py's
+``engine`` step), or the CUDA emulator, which tests/test_cuda_emulator.py puts first on PYTHONPATH in a subprocess
+(device arrays are then ``cupy.ndarray`` and the cupy backend's CUDA C runs on the CPU). Not collected by a plain
+``pytest`` run (the name does not start with ``test_``); by hand:
+``PYTHONPATH=tests/cuda_emulator/pythonpath:. pytest tests/cuda_emulator/engine_cuda_checks.py`` (emulator) or
+``PYTHONPATH=. pytest tests/cuda_emulator/engine_cuda_checks.py`` (a GPU). The training-script check reads
+FashionMNIST where the engine looks for it (``$FASHION_MNIST_DIR`` first).
 
 Every check compares the cuda result with the same computation on the CPU (float64, tight tolerances).
 """
@@ -22,22 +28,20 @@ import engine
 import engine.nn.functional as F
 from engine import nn, optim
 from engine.data import DataLoader
+from engine.data import fashion_mnist as fm
 from engine.training.checkpoint import load_checkpoint, save_checkpoint
 from engine.training.loop import evaluate
 from engine.training.model import build_lenet
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-DATA = pathlib.Path("/usr/share/datasets/fashion-mnist")
 CUDA = engine.device("cuda")
 TIGHT = dict(rtol=1e-10, atol=1e-12)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _emulated_cupy():
-    import cupy
-
-    if not hasattr(cupy, "RawModule") or "cuda_emulator" not in (cupy.__file__ or ""):
-        pytest.skip("needs the CUDA emulator as cupy (run through tests/test_cuda_emulated.py)")
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not engine.cuda.is_available(), reason="no CuPy that sees a CUDA device "
+                       "(tests/test_cuda_emulator.py runs this file on the emulator)"),
+]
 
 
 @pytest.fixture
@@ -64,9 +68,9 @@ def pair(array: np.ndarray, requires_grad=True):
 # --- availability, creation, moves ------------------------------------------------------------
 
 
-def test_cuda_is_available_through_the_emulator():
+def test_cuda_is_available():
     assert engine.cuda.is_available()
-    assert engine.cuda.device_count() == 1
+    assert engine.cuda.device_count() >= 1
     engine.cuda.synchronize()
     assert str(engine.device("cuda")) == "cuda:0" and engine.device("cuda:0") == CUDA
 
@@ -125,8 +129,9 @@ def test_to_cuda_and_back_round_trips():
     assert engine.tensor(y).device == engine.device("cpu")  # tensor() of a cuda tensor: a CPU copy
     with pytest.raises(TypeError, match="cuda"):
         y.numpy()
-    with pytest.raises(RuntimeError, match="cuda:1.*1 CUDA device"):
-        x.to("cuda:1")
+    count = engine.cuda.device_count()
+    with pytest.raises(RuntimeError, match=f"cuda:{count}.*{count} CUDA device"):
+        x.to(f"cuda:{count}")  # one past the last device
     assert y.tolist() == x.tolist() and float(y[0, 0]) == float(x[0, 0]) and y.sum().item() == x.sum().item()
 
 
@@ -211,14 +216,14 @@ def _compare(fn, *arrays, grad_out_seed=0):
         np.testing.assert_allclose(host(g.grad), c.grad.numpy(), **TIGHT)
 
 
-RNG = np.random.default_rng(0)
-X = RNG.standard_normal((3, 2, 9, 8))
+X = np.random.default_rng(0).standard_normal((3, 2, 9, 8))  # read only
 
 
 @pytest.mark.parametrize("algo", ["im2col", "direct", "auto"])
 @pytest.mark.parametrize("stride,padding,dilation", [(1, 0, 1), (2, 1, 1), ((1, 2), (2, 0), (2, 1))])
 def test_conv2d_cuda_equals_cpu(algo, stride, padding, dilation):
-    w, b = RNG.standard_normal((4, 2, 3, 2)), RNG.standard_normal(4)
+    rng = np.random.default_rng(1)  # the same weights whatever ran before
+    w, b = rng.standard_normal((4, 2, 3, 2)), rng.standard_normal(4)
     engine.set_conv_algo(algo)
     try:
         _compare(lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation), X, w, b)
@@ -243,7 +248,8 @@ def test_pool_activation_and_elementwise_cuda_equals_cpu(fn):
 
 
 def test_linear_and_cross_entropy_cuda_equal_cpu():
-    x, w, b = RNG.standard_normal((5, 7)), RNG.standard_normal((3, 7)), RNG.standard_normal(3)
+    rng = np.random.default_rng(2)
+    x, w, b = rng.standard_normal((5, 7)), rng.standard_normal((3, 7)), rng.standard_normal(3)
     target = np.array([0, 2, 1, 2, 0])
     _compare(lambda x, w, b: F.linear(x, w, b), x, w, b)
     for reduction in ("mean", "sum", "none"):
@@ -342,10 +348,10 @@ def test_checkpoint_of_a_cuda_model_restores_on_cuda(tmp_path):
 # --- the training script -----------------------------------------------------------------------
 
 
-def _train_lenet(device, logdir):
+def _train_lenet(device, data_dir, logdir):
     command = [sys.executable, "-m", "engine.train_lenet", "--device", device, "--epochs", "1",
                "--limit-train", "512", "--limit-test", "256", "--conv-algo", "im2col", "--quiet",
-               "--data-dir", str(DATA), "--logdir", str(logdir)]
+               "--data-dir", str(data_dir), "--logdir", str(logdir)]
     result = subprocess.run(command, cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=120)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
@@ -357,14 +363,14 @@ def _train_lenet(device, logdir):
 
 def test_train_lenet_on_cuda_matches_cpu(tmp_path):
     """``--device cuda`` (im2col: see the im2col fixture) trains and reports cuda, with the CPU's metrics."""
-    names = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-             "t10k-labels-idx1-ubyte.gz")
-    if not all((DATA / f).is_file() for f in names):
-        pytest.skip(f"FashionMNIST .gz files not found in {DATA}")
-    output, config, rows = _train_lenet("cuda", tmp_path / "cuda")
+    train, test = fm.find_split("train"), fm.find_split("test")
+    if train is None or test is None or train[0].parent != test[0].parent:
+        pytest.skip(f"FashionMNIST files not found in {', '.join(map(str, fm.candidate_dirs()))}")
+    data_dir = train[0].parent
+    output, config, rows = _train_lenet("cuda", data_dir, tmp_path / "cuda")
     assert "on cuda (cupy" in output, output[-2000:]
     assert config["device"] == "cuda" and config["backend"] == "cupy"
-    _, cpu_config, cpu_rows = _train_lenet("cpu", tmp_path / "cpu")
+    _, cpu_config, cpu_rows = _train_lenet("cpu", data_dir, tmp_path / "cpu")
     assert cpu_config["device"] == "cpu" and len(rows) == len(cpu_rows) == 1
     for column in ("train_loss", "test_loss", "train_acc", "test_acc"):
         assert float(rows[0][column]) == pytest.approx(float(cpu_rows[0][column]), rel=1e-3, abs=1e-3), column

@@ -1,6 +1,8 @@
 """A stand-in for CuPy that runs the cupy backend on the CPU, for tests on machines without a GPU.
 
-Put this folder's parent on PYTHONPATH (before site-packages) and ``import cupy`` gets this module:
+Only where asked for: put this folder's parent (``tests/cuda_emulator/pythonpath``, which holds nothing else) on
+PYTHONPATH, before site-packages, and ``import cupy`` gets this module (tests/test_cuda_emulator.py does so in its
+subprocesses; nothing else puts it on ``sys.path``, so wherever real CuPy is installed, it is the one imported):
 arrays are ``cupy.ndarray``, a numpy.ndarray subclass whose type lives in module ``cupy`` (so code that
 tells device arrays by their module sees them on the GPU; mixing them with host arrays raises TypeError,
 as CuPy does), array functions are numpy's, and ``RawModule`` / ``ElementwiseKernel``
@@ -9,8 +11,12 @@ the GPU would refuse it: argument count and types against the kernel's signature
 pointers, of the right dtype; numpy.int32 for ints), block and grid limits, at most 48 KiB of
 dynamic shared memory. It checks kernel logic and launch code, not speed or GPU memory behaviour.
 
+Beyond what emu.h emulates (blocks and threads in a shuffled order, shared memory filled with NaN), each
+launch fails when two CUDA threads store to one element of an output without atomicAdd, or an index
+leaves its array.
+
 Environment: ``CUDA_EMULATOR_BUILD`` (folder for the compiled .so files, named by a hash of their
-source; default ``~/.cache/cuda_emulator``),
+source and of emu.h; default ``~/.cache/cuda_emulator``), ``CUDA_EMULATOR_SEED`` (the shuffle's seed, default 0),
 ``CUDA_EMULATOR_CFLAGS`` (default ``-O1``; e.g. add ``-fsanitize=address``),
 ``CUDA_EMULATOR_SMS`` (the multiprocessor count it reports, default 4).
 """
@@ -27,7 +33,7 @@ import types
 
 import numpy
 
-_HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_HERE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/cuda_emulator: emu.h
 _CACHE = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
 _BUILD = os.environ.get("CUDA_EMULATOR_BUILD") or os.path.join(_CACHE, "cuda_emulator")
 os.makedirs(_BUILD, exist_ok=True)
@@ -171,6 +177,20 @@ def _uses_block_sync(body: str) -> bool:
     return "__syncthreads" in body or "__shfl" in body or "block_reduce" in body
 
 
+def _is_output(ctype: str) -> bool:
+    return "*" in ctype and "const" not in ctype
+
+
+def _base_type(ctype: str) -> str:
+    return ctype.replace("const", "").replace("__restrict__", "").replace("*", "").strip()
+
+
+def _watched_signature(match) -> str:
+    """A kernel's signature with its output pointers as ``emu_out<V>`` (emu.h watches their stores)."""
+    params = [f"emu_out<{_base_type(t)}> {n}" if _is_output(t) else f"{t} {n}" for t, n in _parameters(match.group(2))]
+    return f'extern "C" __global__ void {match.group(1)}({", ".join(params)}) {{'
+
+
 def _compile(code: str):
     """(shared library, {kernel: (params, needs threads)}) for one CUDA source."""
     kernels = {}
@@ -180,16 +200,26 @@ def _compile(code: str):
         kernels[match.group(1)] = (_parameters(match.group(2)), _uses_block_sync(body))
     launchers = []
     for name, (params, _) in kernels.items():
-        args = [f"reinterpret_cast<{t}>(a[{i}])" if "*" in t else f"({t})a[{i}]" for i, (t, _) in enumerate(params)]
+        args = []
+        for i, (t, pname) in enumerate(params):
+            if _is_output(t):
+                base = _base_type(t)
+                args.append(f"emu_out<{base}>{{reinterpret_cast<{base}*>(a[{i}]), "
+                            f'reinterpret_cast<long long*>(o[{i}]), n[{i}], "{pname}", 0}}')
+            else:
+                args.append(f"reinterpret_cast<{t}>(a[{i}])" if "*" in t else f"({t})a[{i}]")
         launchers.append(
             f'extern "C" int emu_launch_{name}(unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, '
-            f"unsigned bz, size_t smem, int threaded, const int64_t* a) {{ return emu_run(gx, gy, gz, bx, by, bz, "
-            f"smem, threaded, [&] {{ {name}({', '.join(args)}); }}); }}"
+            f"unsigned bz, size_t smem, int threaded, const int64_t* a, const int64_t* o, const int64_t* n) {{ "
+            f"return emu_run(gx, gy, gz, bx, by, bz, smem, threaded, [&] {{ {name}({', '.join(args)}); }}); }}"
         )
+    code = _SIGNATURE.sub(_watched_signature, code)
     code = code.replace(_DYNAMIC_SMEM, "unsigned char* smem_raw = emu_smem;")
     source = '#include "emu.h"\n' + code + "\n" + "\n".join(launchers) + "\n"
     flags = os.environ.get("CUDA_EMULATOR_CFLAGS", "-O1").split()
-    key = hashlib.sha1((source + " ".join(flags)).encode()).hexdigest()[:16]
+    with open(os.path.join(_HERE, "emu.h")) as f:
+        header = f.read()  # part of the key: a changed emu.h rebuilds every kernel
+    key = hashlib.sha1((header + source + " ".join(flags)).encode()).hexdigest()[:16]
     library = os.path.join(_BUILD, f"kernels_{key}.so")
     if not os.path.exists(library):
         cpp = os.path.join(_BUILD, f"kernels_{key}.{os.getpid()}.cpp")
@@ -200,12 +230,15 @@ def _compile(code: str):
         subprocess.run(command, check=True)
         os.replace(partial, library)
         os.remove(cpp)
-    return ctypes.CDLL(library), kernels
+    library = ctypes.CDLL(library)
+    library.emu_last_error.restype = ctypes.c_char_p
+    return library, kernels
 
 
 class RawKernel:
     def __init__(self, library, name, params, threaded, dtype):
         self.name, self.params, self.threaded, self.dtype = name, params, threaded, dtype
+        self._library = library
         self._launch = getattr(library, f"emu_launch_{name}")
         self._launch.restype = ctypes.c_int
 
@@ -225,15 +258,23 @@ class RawKernel:
     def __call__(self, grid, block, args, shared_mem=0):
         assert len(args) == len(self.params), f"{self.name}: {len(args)} arguments for {len(self.params)}"
         values = [self._argument(v, t, n) for v, (t, n) in zip(args, self.params)]
+        # per element of each output: the CUDA thread that last stored to it (-1: none yet)
+        owners = [numpy.full(v.size, -1, numpy.int64) if _is_output(t) else None
+                  for v, (t, _) in zip(args, self.params)]
         grid, block = tuple(grid) + (1,) * (3 - len(grid)), tuple(block) + (1,) * (3 - len(block))
         for g in grid + block:
             assert isinstance(g, int) and not isinstance(g, bool), f"{self.name}: grid {grid} block {block}"
+        count = len(values)
         rc = self._launch(
             *[ctypes.c_uint(g) for g in grid + block],
             ctypes.c_size_t(shared_mem),
             ctypes.c_int(self.threaded),
-            (ctypes.c_int64 * len(values))(*values),
+            (ctypes.c_int64 * count)(*values),
+            (ctypes.c_int64 * count)(*[0 if o is None else o.ctypes.data for o in owners]),
+            (ctypes.c_int64 * count)(*[getattr(v, "size", 0) for v in args]),
         )
+        if rc == 4:
+            raise AssertionError(f"{self.name}: {self._library.emu_last_error().decode()}")
         assert rc == 0, f"{self.name}: launch refused (code {rc}): grid {grid} block {block} smem {shared_mem}"
 
 
