@@ -92,12 +92,9 @@ def torch_lenet():
 def engine_lenet_like(tnet):
     """The same LeNet in the engine, with torch's initial parameter values."""
     import engine
-    from engine import nn
+    from engine.models import lenet
 
-    net = nn.Sequential(
-        nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
-        nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
-        nn.Flatten(), nn.Linear(400, 120), nn.Sigmoid(), nn.Linear(120, 84), nn.Sigmoid(), nn.Linear(84, 10))
+    net = lenet()
     tparams = dict(tnet.named_parameters())
     for name, p in net.named_parameters():
         p.data = engine.tensor(tparams[name].detach().numpy().copy())

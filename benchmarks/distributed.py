@@ -35,12 +35,12 @@ def worker(batch_size: int, steps: int) -> None:
     import engine
     from engine import nn
     from engine.distributed import DistributedContext
-    from engine.training.model import build_lenet
+    from engine.models import lenet
 
     engine.set_num_threads(1)
     dist = DistributedContext()
     engine.manual_seed(0)
-    model = build_lenet()
+    model = lenet()
     dist.broadcast_module(model)
     rng = np.random.default_rng(0)
     n = batch_size * (steps + WARMUP)

@@ -248,10 +248,10 @@ def engine_lenet_epoch(images, labels, device: str = "cuda") -> Dict[str, float]
     import engine
     from engine import nn, optim
     from engine.data import DataLoader
-    from engine.training.model import build_lenet
+    from engine.models import lenet
 
     engine.manual_seed(0)
-    model = build_lenet().to(device)
+    model = lenet().to(device)
     opt = optim.SGD(model.parameters(), lr=LENET["lr"])
     loss_fn = nn.CrossEntropyLoss(reduction="none")
     loader = DataLoader((images, labels), batch_size=LENET["batch_size"], shuffle=True, seed=0, device=device)

@@ -18,8 +18,8 @@ import numpy as np
 import engine
 from engine import nn
 from engine.distributed import ConfigMismatch, DistributedContext, shard
+from engine.models import lenet
 from engine.training.loop import evaluate
-from engine.training.model import build_lenet
 
 SEED, STEPS, GRAD_BATCH, STEP_BATCH, EVAL_BATCH, LR = 7, 30, 256, 64, 100, 0.1
 
@@ -58,7 +58,7 @@ def state(model, prefix: str):
 
 def scenario_train(dist: DistributedContext, out: str):
     engine.manual_seed(SEED + dist.rank)  # a different initialisation on each rank: the broadcast must fix it
-    model = build_lenet()
+    model = lenet()
     arrays = state(model, "before")
     dist.broadcast_module(model)
     arrays.update(state(model, "init"))

@@ -28,8 +28,8 @@ from engine.distributed.context import collectives_for
 from engine.distributed.mpi_collectives import Watchdog
 from engine.distributed.nccl_collectives import NcclCollectives
 from engine.distributed.world import LAUNCHER_VARIABLES, world_comm
+from engine.models import lenet
 from engine.training.loop import evaluate
-from engine.training.model import build_lenet
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -75,7 +75,7 @@ def two_rank_training(tmp_path_factory):
 def one_process_model():
     engine.set_num_threads(1)
     engine.manual_seed(worker.SEED)
-    return build_lenet()
+    return lenet()
 
 
 @needs_mpi

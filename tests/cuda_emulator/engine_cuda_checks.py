@@ -29,9 +29,9 @@ import engine.nn.functional as F
 from engine import nn, optim
 from engine.data import DataLoader
 from engine.data import fashion_mnist as fm
+from engine.models import lenet
 from engine.training.checkpoint import load_checkpoint, save_checkpoint
 from engine.training.loop import evaluate
-from engine.training.model import build_lenet
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CUDA = engine.device("cuda")
@@ -155,7 +155,7 @@ def test_copy_and_setitem_across_devices():
 
 @pytest.mark.usefixtures("im2col")
 def test_module_to_cuda_moves_every_parameter_and_back():
-    model = build_lenet()
+    model = lenet()
     before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
     assert model.to("cuda") is model
     assert {p.device for p in model.parameters()} == {CUDA}
@@ -196,7 +196,7 @@ def test_mixing_devices_raises_naming_both(op):
 
 @pytest.mark.usefixtures("im2col")
 def test_model_on_cuda_with_a_cpu_batch_raises():
-    model = build_lenet().to("cuda")
+    model = lenet().to("cuda")
     with pytest.raises(RuntimeError, match="cpu.*cuda:0|cuda:0.*cpu"):
         model(engine.zeros(2, 1, 28, 28))
 
@@ -265,7 +265,7 @@ def test_linear_and_cross_entropy_cuda_equal_cpu():
 
 def _lenet(seed, device, activation="sigmoid", pool="avg"):
     engine.manual_seed(seed)
-    return build_lenet(activation, pool).double().to(device)
+    return lenet(activation=activation, pool=pool).double().to(device)
 
 
 @pytest.mark.parametrize("activation,pool,opt", [("sigmoid", "avg", "sgd"), ("relu", "max", "adam")])
