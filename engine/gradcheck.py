@@ -77,8 +77,8 @@ def gradcheck(fn: Callable, inputs: Sequence[Tensor], eps: float = 1e-6, atol: f
                 raise GradcheckError(
                     f"gradcheck: input {i} (shape {tuple(data.shape)}): {bad.sum()} of {bad.size} gradient entries "
                     f"differ; "
-                    f"first at index {tuple(where)}: analytic {analytic[i][tuple(where)]!r} vs numeric "
-                    f"{numeric[tuple(where)]!r}")
+                    f"first at index {tuple(int(k) for k in where)}: analytic "
+                    f"{float(analytic[i][tuple(where)])!r} vs numeric {float(numeric[tuple(where)])!r}")
         else:
             original = inputs[i].detach().cpu().numpy().copy()
             for d in range(random_directions):

@@ -75,17 +75,7 @@ CONTRACT = (
     Capability("softmax_cross_entropy_forward", "(logits (N,K), target (N,) int64 in [0,K))"
                " -> (loss (N,), probs (N,K))"),
     Capability("softmax_cross_entropy_backward", "(gloss (N,), probs (N,K), target (N,) int64) -> glogits (N,K)"),
-    # --- optional capabilities (a default is used when a backend does not define one)
-    Capability("synchronize", "() -> None: wait for queued device work", _no_op),
-    Capability("set_num_threads", "(n) -> None: threads for this backend's kernels", _blas_threads),
-    Capability("get_num_threads", "() -> int or None (None: the backend has no thread pool)", _no_op),
-    Capability("clear_caches", "() -> None: drop compiled-kernel or autotune caches", _no_op),
-    Capability("peak_workspace_bytes", "() -> int: the largest scratch buffer since the last reset", _zero),
-    Capability("reset_peak_workspace", "() -> None", _no_op),
-)
-
-# --- modern CNNs: batch norm, dropout, adaptive pooling
-CONTRACT += (
+    # --- modern CNNs: batch norm, dropout, adaptive pooling
     # batch norm over (N,C,L) (BatchNorm2d passes L = H*W): statistics per channel over N*L values
     Capability("batch_norm_forward_train", "(x (N,C,L), weight (C,), bias (C,), eps)"
                " -> (y (N,C,L), mean (C,), var (C,) biased)"),
@@ -101,6 +91,13 @@ CONTRACT += (
     Capability("adaptive_avg_pool2d_backward", "(gy (N,C,OH,OW), input_hw) -> gx (N,C,H,W)"),
     Capability("adaptive_max_pool2d_forward", "(x (N,C,H,W), out_hw) -> (y (N,C,OH,OW), indices (N,C,OH,OW)"
                " int64 flat h*W+w of the first maximum in the bin)"),
+    # --- optional capabilities (a default is used when a backend does not define one)
+    Capability("synchronize", "() -> None: wait for queued device work", _no_op),
+    Capability("set_num_threads", "(n) -> None: threads for this backend's kernels", _blas_threads),
+    Capability("get_num_threads", "() -> int or None (None: the backend has no thread pool)", _no_op),
+    Capability("clear_caches", "() -> None: drop compiled-kernel or autotune caches", _no_op),
+    Capability("peak_workspace_bytes", "() -> int: the largest scratch buffer since the last reset", _zero),
+    Capability("reset_peak_workspace", "() -> None", _no_op),
 )
 
 KERNELS: Dict[str, str] = {c.name: c.signature for c in CONTRACT if c.required}

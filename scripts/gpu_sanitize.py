@@ -60,6 +60,21 @@ def calls(gpu, xp, n: int, dtype) -> Dict[str, Callable[[], object]]:
     _, probs = gpu.softmax_cross_entropy_forward(logits, target)
     found["softmax_cross_entropy_forward fc3"] = partial(gpu.softmax_cross_entropy_forward, logits, target)
     found["softmax_cross_entropy_backward fc3"] = partial(gpu.softmax_cross_entropy_backward, gloss, probs, target)
+    # LeNet-BN's first batch norm (6 channels of 28x28), dropout and adaptive pooling at the same size
+    x, gy = randn(n, 6, 28 * 28), randn(n, 6, 28 * 28)
+    weight, bias = randn(6), randn(6)
+    _, mean, var = gpu.batch_norm_forward_train(x, weight, bias, 1e-5)
+    invstd = 1 / xp.sqrt(var + 1e-5)
+    found["batch_norm_forward_train bn1"] = partial(gpu.batch_norm_forward_train, x, weight, bias, 1e-5)
+    found["batch_norm_forward_eval bn1"] = partial(gpu.batch_norm_forward_eval, x, mean, var, weight, bias, 1e-5)
+    found["batch_norm_backward bn1"] = partial(gpu.batch_norm_backward, gy, x, mean, invstd, weight, True)
+    keep = xp.asarray((rng.random((n, 6, 28 * 28)) < 0.5).astype(np.uint8))
+    found["dropout_forward bn1"] = partial(gpu.dropout_forward, x, keep, 2.0)
+    found["dropout_backward bn1"] = partial(gpu.dropout_backward, gy, keep, 2.0)
+    x, gy = randn(n, 6, 28, 28), randn(n, 6, 5, 5)
+    found["adaptive_avg_pool2d_forward pool1"] = partial(gpu.adaptive_avg_pool2d_forward, x, (5, 5))
+    found["adaptive_avg_pool2d_backward pool1"] = partial(gpu.adaptive_avg_pool2d_backward, gy, (28, 28))
+    found["adaptive_max_pool2d_forward pool1"] = partial(gpu.adaptive_max_pool2d_forward, x, (5, 5))
     return found
 
 

@@ -4,7 +4,7 @@ Each source is compiled once per dtype by ``kernels.cupy_gpu._compile``: ``prelu
 prepended, which defines the scalar type ``T`` (``float`` or ``double``) and ``T_NEG_INF``.
 Every kernel is ``extern "C"`` and indexes with 32-bit ints (the Python wrappers check sizes).
 Without a GPU, ``tests/test_cupy_compile.py`` compiles all of them with nvcc and NVRTC, and
-``tests/test_cupy_emulated.py`` runs the kernel tests on the CPU through ``tests/cuda_emulator/``.
+``tests/test_cuda_emulator.py`` runs the kernel tests on the CPU through ``tests/cuda_emulator/``.
 
 Layouts are C-contiguous NCHW; ``KK = KH * KW``; ``s`` is a sample index inside a batch chunk.
 """
