@@ -5,6 +5,10 @@ lr 0.9, batch 256) for 10 epochs. Each run gets a directory ``runs/expN/`` with 
 scalars, ``metrics.csv``, ``config.json``, a checkpoint after every epoch, and at the end
 ``curves.png``, ``confusion_matrix.png`` and ``kernels.png``. See ``--help``.
 
+On several processes: ``mpiexec -n K python -m engine.train_lenet ...`` trains the one model
+data-parallel (:mod:`engine.distributed`): ``--batch-size`` stays the global batch, rank 0 alone
+prints and writes the run directory, and the same seed gives the run of one process.
+
 Exit status: 0 done, 1 data/checkpoint/device/disk error or a missing package of the ``cli`` extra,
 2 bad arguments, 3 the loss diverged, 130 interrupted (Ctrl-C; a checkpoint to resume from is saved).
 Every error is one line on stderr, never a traceback.
@@ -296,42 +300,107 @@ def main(argv: Optional[List[str]] = None) -> int:
     except MissingPackages as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    try:
+        dist = start_ranks()
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except MissingPackages as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    code, message, exc = run_and_explain(args, dist)
+    return end_ranks(dist, code, message, exc)
+
+
+def run_and_explain(args: argparse.Namespace, dist) -> Tuple[int, Optional[str], Optional[BaseException]]:
+    """(exit status, the line(s) for stderr or None, the exception or None) of :func:`run`."""
     from engine.backend import BackendUnavailable
     from engine.data import DatasetError
+    from engine.distributed import ConfigMismatch
     from engine.training.checkpoint import CheckpointError
     from engine.training.loop import Diverged, Interrupted
 
     try:
-        return run(args)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        dist.check_same_config(rank_config(args))
+        return run(args, dist), None, None
+    except (UsageError, ConfigMismatch) as exc:
+        return EXIT_USAGE, f"error: {exc}", exc
     except (DatasetError, CheckpointError, ConfigError, BackendUnavailable) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_ERROR, f"error: {exc}", exc
     except OSError as exc:  # the disk: full, read-only, a path that is not a directory
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"error: {where}{exc.strerror or exc} (files already written, the last checkpoint included, "
-              f"are intact)", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_ERROR, (f"error: {where}{exc.strerror or exc} (files already written, the last checkpoint "
+                            f"included, are intact)"), exc
     except Diverged as exc:
-        print(f"error: training diverged: {exc}.\n{exc.advice}", file=sys.stderr)
-        return EXIT_DIVERGED
+        return EXIT_DIVERGED, f"error: training diverged: {exc}.\n{exc.advice}", exc
     except Interrupted as exc:
         where = f"epoch {exc.epoch}, step {exc.step}"
         if exc.checkpoint is None:
-            print(f"interrupted at {where}; no checkpoint was written", file=sys.stderr)
-        else:
-            print(f"interrupted at {where}; saved {exc.checkpoint}\n"
-                  f"continue with: python -m engine.train_lenet --resume {exc.checkpoint}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+            return EXIT_INTERRUPTED, f"interrupted at {where}; no checkpoint was written", exc
+        return EXIT_INTERRUPTED, (f"interrupted at {where}; saved {exc.checkpoint}\ncontinue with: "
+                                  f"{resume_command(dist)} --resume {exc.checkpoint}"), exc
+    except KeyboardInterrupt as exc:
+        return EXIT_INTERRUPTED, "interrupted", exc
 
 
-def run(args: argparse.Namespace) -> int:
-    """One invocation: resume point, settings, machine, model, data, outputs, training, figures."""
+# ----------------------------------------------------------------------------- several ranks
+def start_ranks():
+    """This process's DistributedContext (rank 0 of 1 without mpiexec). UsageError for a bad
+    ``ENGINE_DIST_TIMEOUT``, MissingPackages when mpiexec started us without mpi4py."""
+    from engine.distributed import DistributedContext, MPIUnavailable
+
+    try:
+        return DistributedContext()
+    except MPIUnavailable as exc:
+        raise MissingPackages(str(exc)) from None
+    except ValueError as exc:  # ENGINE_DIST_TIMEOUT (the message names it)
+        raise UsageError(str(exc)) from None
+
+
+def rank_config(args: argparse.Namespace) -> Dict[str, Any]:
+    """What every rank must have been given alike: all the flags (compared by a hash at the start)."""
+    return {name: None if value is None else str(value) for name, value in sorted(vars(args).items())}
+
+
+def end_ranks(dist, code: int, message: Optional[str], exc: Optional[BaseException]) -> int:
+    """Report the outcome once and return the exit status.
+
+    An outcome every rank reached together (success, Ctrl-C, divergence, the same bad input) is
+    printed by rank 0 after all ranks got there. A failure of this rank alone is printed by it, and
+    the job is aborted: the other ranks, waiting for it in a collective, stop at once.
+    """
+    on_all_ranks = exc is None or getattr(exc, "raised_on_all_ranks", False)
+    if message is not None and (dist.is_main or not on_all_ranks):
+        prefix = "" if dist.size == 1 or on_all_ranks else f"rank {dist.rank} of {dist.size}: "
+        print(prefix + message, file=sys.stderr, flush=True)
+    if dist.size > 1:
+        if not on_all_ranks:
+            sys.stdout.flush()
+            dist.comm.Abort(code)
+        dist.barrier()  # no rank leaves (and no launcher ends the job) while rank 0 still writes
+    return code
+
+
+def resume_command(dist) -> str:
+    return "python -m engine.train_lenet" if dist.size == 1 else f"mpiexec -n {dist.size} python -m engine.train_lenet"
+
+
+def check_divisible_batch(batch_size: int, train_images: Optional[int], ranks: int) -> None:
+    """The global batch splits across the ranks, and so does the epoch's last batch (UsageError otherwise)."""
+    if batch_size % ranks:
+        lower, upper = batch_size - batch_size % ranks, batch_size + ranks - batch_size % ranks
+        raise UsageError(f"--batch-size {batch_size} (the global batch) is not divisible by the {ranks} ranks; "
+                         f"use a multiple of {ranks}, e.g. {max(lower, ranks)} or {upper}")
+    last = 0 if train_images is None else train_images % batch_size
+    if 0 < last < ranks:
+        raise UsageError(f"--batch-size {batch_size} leaves a last batch of {last} of the {train_images} training "
+                         f"images, fewer than the {ranks} ranks; change --batch-size or --limit-train")
+
+
+def run(args: argparse.Namespace, dist) -> int:
+    """One invocation: resume point, settings, machine, model, data, outputs, training, figures.
+
+    ``dist``: this process's DistributedContext; rank 0 alone prints and writes files."""
     from engine.training.loop import Diverged, Trainer
     from engine.training.progress import Reporter
     from engine.training.runlog import RunLog
@@ -339,39 +408,49 @@ def run(args: argparse.Namespace) -> int:
     resume_path, saved_meta = find_resume(args)
     config = resolve_config(args, saved_meta["config"] if saved_meta else None)
     if saved_meta is not None and not args.eval_only and saved_meta["epoch"] >= config["epochs"]:
-        print(f"nothing to do: {resume_path} already has {saved_meta['epoch']} epochs; pass --epochs > "
-              f"{saved_meta['epoch']} to train further")
+        if dist.is_main:
+            print(f"nothing to do: {resume_path} already has {saved_meta['epoch']} epochs; pass --epochs > "
+                  f"{saved_meta['epoch']} to train further")
         return 0
-    device = set_up_machine(args, config)
+    if args.eval_only and not dist.is_main:  # one pass over the test set: rank 0 does it alone
+        return 0
+    device = set_up_machine(args, config, dist)
     model, optimizer = build_model(config, device)
     if args.eval_only:
         return evaluate_checkpoint(args, resume_path, model, device)
-    data = load_data(args, config, device)
+    dist.broadcast_module(model)  # already equal (same seed); rank 0's, whatever the ranks' random state
+    data = load_data(args, config, device, dist)
     if saved_meta is not None:
         restore(resume_path, model, optimizer, args.lr)
-    run_dir, checkpoint = prepare_outputs(args, resume_path)
-    log = RunLog(run_dir, start_epoch=saved_meta["epoch"] if saved_meta else 0)
-    settings = describe_run(config, device, model, data, run_dir, checkpoint, resume_path)
-    log.write_config(settings)
-    reporter = Reporter(config["epochs"], len(data.train_loader), quiet=args.quiet)
-    announce(reporter, settings, saved_meta)
+    run_dir, checkpoint, log, settings = None, None, None, None
+    if dist.is_main:
+        run_dir, checkpoint = prepare_outputs(args, resume_path)
+        log = RunLog(run_dir, start_epoch=saved_meta["epoch"] if saved_meta else 0)
+        settings = describe_run(config, device, model, data, run_dir, checkpoint, resume_path, dist.size)
+        log.write_config(settings)
+    reporter = Reporter(config["epochs"], len(data.train_loader), quiet=args.quiet or not dist.is_main)
+    if dist.is_main:
+        announce(reporter, settings, saved_meta)
     trainer = Trainer(model, optimizer, data.train_loader, lambda: data.train_eval.batches(0),
                       lambda: data.test_eval.batches(0), num_classes=len(data.train_set.classes),
                       reporter=reporter, checkpoint_path=checkpoint,
-                      meta={"config": config, "run_dir": str(run_dir.resolve())},
+                      meta={"config": config, "run_dir": str(run_dir.resolve()) if run_dir else None},
                       loss_read_every=1 if device.type == "cpu" else LOSS_READ_EVERY_ON_GPU,
-                      on_epoch_end=lambda row: log.log_epoch(row, trainer.history))
+                      on_epoch_end=(lambda row: log.log_epoch(row, trainer.history)) if log else None,
+                      dist=dist)
     if saved_meta is not None:
         trainer.restore(saved_meta)
     try:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is reported below
             trainer.run(config["epochs"])
     except Diverged as exc:
-        exc.advice = divergence_advice(config["lr"], checkpoint)
+        exc.advice = divergence_advice(config["lr"], checkpoint) if dist.is_main else ""
         raise
     finally:
-        log.close()
-    finish(trainer, model, data.test_set, data.test_eval, device, run_dir, checkpoint, reporter, settings)
+        if log is not None:
+            log.close()
+    if dist.is_main:
+        finish(trainer, model, data.test_set, device, run_dir, checkpoint, reporter, settings)
     return 0
 
 
@@ -397,13 +476,17 @@ def find_resume(args: argparse.Namespace):
     return path, meta
 
 
-def set_up_machine(args: argparse.Namespace, config: Dict[str, Any]):
-    """Threads, convolution algorithm and device; returns the device."""
+def set_up_machine(args: argparse.Namespace, config: Dict[str, Any], dist=None):
+    """Threads, convolution algorithm and device; returns the device (on several ranks with GPUs,
+    each rank takes the GPU of its index on its machine)."""
     import engine
 
     set_num_threads(args.num_threads)
     engine.set_conv_algo(config["conv_algo"])
-    return resolve_device(args.device)
+    device = resolve_device(args.device)
+    if dist is not None and dist.size > 1 and device.type == "cuda":
+        device = engine.device("cuda", dist.local_rank % engine.cuda.device_count())
+    return device
 
 
 def build_model(config: Dict[str, Any], device):
@@ -432,17 +515,26 @@ def evaluate_checkpoint(args: argparse.Namespace, path: Path, model, device) -> 
     return 0
 
 
-def load_data(args: argparse.Namespace, config: Dict[str, Any], device) -> SimpleNamespace:
-    """The two splits and their loaders: shuffled training batches, and bigger ordered ones to evaluate."""
+def load_data(args: argparse.Namespace, config: Dict[str, Any], device, dist) -> SimpleNamespace:
+    """The two splits and their loaders: shuffled training batches, and bigger ordered ones to evaluate.
+
+    On several ranks the training loader yields this rank's share of each global batch, and each
+    rank evaluates its contiguous part of each split (the trainer combines the results)."""
     from engine.data import DataLoader, FashionMNIST
 
     test_set = FashionMNIST(args.data_dir, train=False, download=args.download, limit=config["limit_test"])
     train_set = FashionMNIST(args.data_dir, train=True, download=args.download, limit=config["limit_train"])
+    check_divisible_batch(config["batch_size"], len(train_set), dist.size)
+
+    def part(dataset):
+        return dataset if dist.size == 1 else (dist.shard(dataset.data), dist.shard(dataset.targets))
+
     return SimpleNamespace(
         train_set=train_set, test_set=test_set,
-        train_loader=DataLoader(train_set, config["batch_size"], shuffle=True, seed=config["seed"], device=device),
-        train_eval=DataLoader(train_set, EVAL_BATCH, device=device),
-        test_eval=DataLoader(test_set, EVAL_BATCH, device=device))
+        train_loader=dist.data_loader(train_set, config["batch_size"], shuffle=True, seed=config["seed"],
+                                      device=device),
+        train_eval=DataLoader(part(train_set), EVAL_BATCH, device=device),
+        test_eval=DataLoader(part(test_set), EVAL_BATCH, device=device))
 
 
 def restore(path: Path, model, optimizer, lr: Optional[float]) -> None:
@@ -473,7 +565,8 @@ def prepare_outputs(args: argparse.Namespace, resume_path: Optional[Path]) -> Tu
     return run_dir, checkpoint
 
 
-def describe_run(config, device, model, data, run_dir: Path, checkpoint: Path, resume_path) -> Dict[str, Any]:
+def describe_run(config, device, model, data, run_dir: Path, checkpoint: Path, resume_path,
+                 ranks: int = 1) -> Dict[str, Any]:
     """What config.json records: the settings, the machine, the data files read and the outputs."""
     import engine
     from engine.training.model import count_parameters
@@ -481,7 +574,7 @@ def describe_run(config, device, model, data, run_dir: Path, checkpoint: Path, r
     backend_name = "cupy" if device.type == "cuda" else engine.backend.cpu_backend().NAME
     files = {split: {"images": str(ds.files[0].resolve()), "labels": str(ds.files[1].resolve())}
              for split, ds in (("train", data.train_set), ("test", data.test_set))}
-    return dict(config, device=device.type, backend=backend_name, num_threads=engine.get_num_threads(),
+    return dict(config, device=device.type, backend=backend_name, num_threads=engine.get_num_threads(), ranks=ranks,
                 data_dir=str(data.train_set.root), data_files=files, train_images=len(data.train_set),
                 test_images=len(data.test_set), parameters=count_parameters(model), run_dir=str(run_dir),
                 checkpoint=str(checkpoint), resumed_from=str(resume_path) if resume_path else None,
@@ -494,16 +587,22 @@ def announce(reporter, settings: Dict[str, Any], saved_meta: Optional[Dict[str, 
         f"LeNet ({s['activation']}, {s['pool']} pool, {s['parameters']:,} parameters) on FashionMNIST: "
         f"{s['train_images']} train / {s['test_images']} test images from {s['data_dir']}\n"
         f"{s['optimizer']} lr {s['lr']:g}, batch {s['batch_size']}, {s['epochs']} epochs, seed {s['seed']}; "
-        f"{s['device']} ({s['backend']} backend, {s['num_threads']} threads, conv {s['conv_algo']}); "
+        f"{s['device']} ({s['backend']} backend, {s['num_threads']} threads{ranks_note(s['ranks'])}, "
+        f"conv {s['conv_algo']}); "
         f"logs in {s['run_dir']}")
     if saved_meta is not None:
         reporter.info(f"resuming from {s['resumed_from']}: {saved_meta['epoch']} epoch(s) complete; "
                       f"epoch {saved_meta['epoch'] + 1} continues after step {saved_meta['step']}")
 
 
-def finish(trainer, model, test_set, test_eval, device, run_dir: Path, checkpoint: Path, reporter,
+def ranks_note(ranks: int) -> str:
+    return "" if ranks == 1 else f" per rank, {ranks} ranks"
+
+
+def finish(trainer, model, test_set, device, run_dir: Path, checkpoint: Path, reporter,
            settings: Dict[str, Any]) -> None:
     """The end of a run: the three figures and the summary."""
+    from engine.data import DataLoader
     from engine.training import plots
     from engine.training.loop import evaluate
     from engine.training.model import first_conv_and_activation
@@ -511,7 +610,8 @@ def finish(trainer, model, test_set, test_eval, device, run_dir: Path, checkpoin
     history = trainer.history
     confusion = trainer.last_confusion
     if confusion is None:
-        confusion = evaluate(model, test_eval.batches(0), len(test_set.classes))[2]
+        confusion = evaluate(model, DataLoader(test_set, EVAL_BATCH, device=device).batches(0),
+                             len(test_set.classes))[2]
     figures = [plots.plot_curves(history, run_dir / "curves.png"),
                plots.plot_confusion_matrix(confusion, test_set.classes, run_dir / "confusion_matrix.png"),
                kernels_figure(model, test_set, device, run_dir / "kernels.png", first_conv_and_activation)]
@@ -520,7 +620,8 @@ def finish(trainer, model, test_set, test_eval, device, run_dir: Path, checkpoin
     total = sum(row["epoch_seconds"] for row in history)
     reporter.summary(
         f"done: {len(history)} epochs in {total:.1f} s on {device.type} ({settings['backend']}, "
-        f"{settings['num_threads']} threads): train loss {last['train_loss']:.4f}, train acc {last['train_acc']:.4f}, "
+        f"{settings['num_threads']} threads{ranks_note(settings['ranks'])}): train loss {last['train_loss']:.4f}, "
+        f"train acc {last['train_acc']:.4f}, "
         f"test acc {last['test_acc']:.4f} (best {best['test_acc']:.4f} at epoch {best['epoch']})\n"
         f"logs: {run_dir}/ (metrics.csv, config.json, TensorBoard events, "
         f"{', '.join(f.name for f in figures)}); checkpoint: {checkpoint}")
