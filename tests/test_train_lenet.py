@@ -49,15 +49,15 @@ def data_dir_in_environment():
         os.environ[fm.ENV_VAR] = previous
 
 
-def run_cli(cwd: Path, *argv: str):
-    """``main(argv)`` in ``cwd``; returns (exit status, stdout, stderr)."""
+def run_cli(cwd: Path, *argv: str, entry=None):
+    """``main(argv)`` (or ``entry(argv)``, e.g. engine.train's) in ``cwd``; returns (exit status, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
     previous = os.getcwd()
     os.chdir(cwd)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                code = main(list(argv))
+                code = (entry or main)(list(argv))
             except SystemExit as exc:
                 code = exc.code
     finally:
