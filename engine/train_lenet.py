@@ -57,6 +57,13 @@ class UsageError(RuntimeError):
     """A flag or environment variable that cannot work as given (exit 2, before any work)."""
 
 
+class FlagsError(UsageError):
+    """A UsageError that follows from the flags (and the checkpoint) alone: every rank, started with the same
+    flags (checked at the start), raises it at the same point, so rank 0 alone reports it."""
+
+    raised_on_all_ranks = True
+
+
 # ----------------------------------------------------------------------------- arguments
 def _int_at_least(minimum: int, wording: str):
     """An argparse ``type`` accepting integers >= ``minimum`` ("a positive integer", "an integer >= 0")."""
@@ -184,7 +191,7 @@ def resolve_config(args: argparse.Namespace, saved: Optional[Dict[str, Any]]) ->
             flags = [f"--{k}" for k in ("activation", "pool") if given[k] is not None]
             if flags:
                 verb = "apply" if len(flags) > 1 else "applies"
-                raise UsageError(f"{' and '.join(flags)} {verb} to --model lenet only (got --model {model})")
+                raise FlagsError(f"{' and '.join(flags)} {verb} to --model lenet only (got --model {model})")
         config = {"model": model, "resize": args.resize, "batch_size": args.batch_size or BATCH_SIZE,
                   "optimizer": args.optimizer or "sgd",
                   "activation": (args.activation or "sigmoid") if model == "lenet" else None,
@@ -244,7 +251,7 @@ def check_model(config: Dict[str, Any]) -> None:
     """UsageError (one line, the available names) unless ``config['model']`` names an engine.models factory."""
     names = available_models()
     if config["model"] not in names:
-        raise UsageError(f"--model {config['model']}: no such model; available: {', '.join(names)}")
+        raise FlagsError(f"--model {config['model']}: no such model; available: {', '.join(names)}")
 
 
 def make_optimizer(name: str, params, lr: float):
@@ -439,11 +446,11 @@ def check_divisible_batch(batch_size: int, train_images: Optional[int], ranks: i
     """The global batch splits across the ranks, and so does the epoch's last batch (UsageError otherwise)."""
     if batch_size % ranks:
         lower, upper = batch_size - batch_size % ranks, batch_size + ranks - batch_size % ranks
-        raise UsageError(f"--batch-size {batch_size} (the global batch) is not divisible by the {ranks} ranks; "
+        raise FlagsError(f"--batch-size {batch_size} (the global batch) is not divisible by the {ranks} ranks; "
                          f"use a multiple of {ranks}, e.g. {max(lower, ranks)} or {upper}")
     last = 0 if train_images is None else train_images % batch_size
     if 0 < last < ranks:
-        raise UsageError(f"--batch-size {batch_size} leaves a last batch of {last} of the {train_images} training "
+        raise FlagsError(f"--batch-size {batch_size} leaves a last batch of {last} of the {train_images} training "
                          f"images, fewer than the {ranks} ranks; change --batch-size or --limit-train")
 
 
@@ -577,7 +584,7 @@ def check_input_size(model, config: Dict[str, Any]) -> None:
             model(engine.zeros((1, 1, side, side)))
     except (ValueError, RuntimeError) as exc:
         hint = "" if config["resize"] else "; try --resize (see the model's docstring for its input size)"
-        raise UsageError(f"--model {config['model']} cannot take 1x{side}x{side} images: {exc}{hint}") from None
+        raise FlagsError(f"--model {config['model']} cannot take 1x{side}x{side} images: {exc}{hint}") from None
     finally:
         model.train()
 

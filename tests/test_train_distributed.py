@@ -6,9 +6,12 @@ with the reason, when mpiexec or mpi4py is missing, and all of them when Fashion
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +126,37 @@ def test_a_global_batch_that_does_not_split_across_the_ranks_names_both_numbers(
     assert "--batch-size 255 (the global batch) is not divisible by the 2 ranks; use a multiple of 2, " \
            "e.g. 254 or 256" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_ctrl_c_stops_both_ranks_and_keeps_a_checkpoint_to_resume_from(tmp_path):
+    def default_sigint():  # a shell that started pytest in the background may have left SIGINT ignored
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    command = on_two_ranks("--limit-train", "8192", "--limit-test", "256", "--batch-size", "64", "--epochs", "3",
+                           "--num-threads", "1")
+    job = subprocess.Popen(command, cwd=tmp_path, env=environment(), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+    try:
+        assert job.stdout.readline().startswith("LeNet ("), "rank 0 did not start"
+        time.sleep(2)  # into the first epoch's 128 steps
+        job.send_signal(signal.SIGINT)  # mpiexec passes it to every rank
+        out, err = job.communicate(timeout=60)
+    finally:
+        job.kill()
+    assert job.returncode == 130, err[-3000:]
+    stopped = re.findall(r"interrupted at epoch (\d+), step (\d+); saved (\S+)", err)
+    assert len(stopped) == 1, err  # rank 0 alone reports it
+    epoch, step, path = stopped[0]
+    assert f"continue with: mpiexec -n 2 python -m engine.train_lenet --resume {path}" in err
+    meta = read_checkpoint(tmp_path / path, meta_only=True)["meta"]
+    assert (meta["epoch"] + 1, meta["step"]) == (int(epoch), int(step))
+
+
+def test_a_failure_of_rank_0_alone_stops_the_job_with_its_error(tmp_path):
+    """Rank 0 alone writes, so only it finds that /sys refuses new files (even to root); rank 1 is waiting."""
+    started = time.monotonic()
+    result = run(on_two_ranks(*SLICE, "--epochs", "1", "--logdir", "/sys/runs"), tmp_path, timeout=60)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.stderr.count("rank 0 of 2: error: /sys/runs: ") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert time.monotonic() - started < 30  # the abort, not the 300 s watchdog
