@@ -39,11 +39,6 @@ def _unknown(algo, allowed=("im2col", "direct")):
     return ValueError(f"algo must be one of {allowed}, got {algo!r}")
 
 
-def clear_caches() -> None:
-    """Nothing to clear: the kernels keep nothing between calls (what backward reuses is returned
-    by forward). Kept for benchmarks/cases.py, which calls it before each timed kernel."""
-
-
 def peak_workspace_bytes() -> int:
     """The most scratch bytes one convolution kernel used since the last reset."""
     return _peak
