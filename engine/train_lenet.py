@@ -100,7 +100,8 @@ LENET_DESCRIPTION = ("Train LeNet-5 (the seed's: sigmoid, average pooling, Xavie
 
 def build_parser(prog: str = "python -m engine.train_lenet", description: str = LENET_DESCRIPTION,
                  any_model: bool = False) -> argparse.ArgumentParser:
-    """The CLI's flags; ``any_model`` adds ``--model NAME`` (required) and ``--resize N`` (engine.train)."""
+    """The CLI's flags; ``any_model`` (engine.train) adds ``--model NAME`` (required unless --resume) and
+    ``--resize N``."""
     p = argparse.ArgumentParser(
         prog=prog,
         description=description,
