@@ -49,15 +49,15 @@ def data_dir_in_environment():
         os.environ[fm.ENV_VAR] = previous
 
 
-def run_cli(cwd: Path, *argv: str):
-    """``main(argv)`` in ``cwd``; returns (exit status, stdout, stderr)."""
+def run_cli(cwd: Path, *argv: str, entry=None):
+    """``main(argv)`` (or ``entry(argv)``, e.g. engine.train's) in ``cwd``; returns (exit status, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
     previous = os.getcwd()
     os.chdir(cwd)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                code = main(list(argv))
+                code = (entry or main)(list(argv))
             except SystemExit as exc:
                 code = exc.code
     finally:
@@ -156,8 +156,9 @@ def test_bad_values_are_rejected_by_argparse(tmp_path, argv, message):
 def test_no_flags_is_the_seeds_configuration_for_10_epochs():
     args = build_parser().parse_args([])
     config = resolve_config(args, None)
-    assert config == {"batch_size": 256, "optimizer": "sgd", "activation": "sigmoid", "pool": "avg", "seed": 0,
-                      "limit_train": None, "limit_test": None, "lr": 0.9, "epochs": 10, "conv_algo": "auto"}
+    assert config == {"model": "lenet", "resize": None, "batch_size": 256, "optimizer": "sgd",
+                      "activation": "sigmoid", "pool": "avg", "seed": 0, "limit_train": None, "limit_test": None,
+                      "lr": 0.9, "epochs": 10, "conv_algo": "auto"}
     assert args.device == "auto" and args.logdir == Path("runs") and not args.quiet
 
 

@@ -25,8 +25,11 @@ class Diverged(RuntimeError):
     """The training loss, an evaluation loss or the parameters became NaN or infinite.
 
     ``what`` says which (``"the training loss became nan"``); ``where`` the position
-    (``"step 3"``, ``"a step up to 50"``, ``"the end of the epoch"``).
+    (``"step 3"``, ``"a step up to 50"``, ``"the end of the epoch"``). On several ranks it is
+    raised on all of them at the same step (the losses it tests are reduced across ranks).
     """
+
+    raised_on_all_ranks = True
 
     def __init__(self, epoch: int, what: str, where: str):
         self.epoch = epoch
@@ -34,7 +37,11 @@ class Diverged(RuntimeError):
 
 
 class Interrupted(RuntimeError):
-    """Ctrl-C stopped training after a complete step; the position is in the checkpoint."""
+    """Ctrl-C stopped training after a complete step; the position is in the checkpoint.
+
+    On several ranks every rank stops after the same step (the request is shared, ``dist.any``)."""
+
+    raised_on_all_ranks = True
 
     def __init__(self, epoch: int, step: int, checkpoint: Optional[Path]):
         self.epoch, self.step, self.checkpoint = epoch, step, checkpoint
@@ -102,11 +109,16 @@ class Trainer:
     before each epoch's checkpoint is written. ``loss_read_every``: how often (in steps) the loop reads the
     running loss from the device and checks it is finite (1 on CPU, where reading is free; more on a GPU,
     where a read waits for the queued steps; the ops inside a step may read more, e.g. cross_entropy's range check).
+
+    ``dist``: a :class:`~engine.distributed.DistributedContext` when training on several ranks: the loader then
+    yields this rank's share of each global batch, gradients are averaged after ``backward``, the running loss,
+    evaluations and Ctrl-C requests are combined over the ranks, and only the rank given a ``checkpoint_path``
+    (rank 0) writes. None (or a context of size 1): one process, nothing is exchanged.
     """
 
     def __init__(self, model, optimizer, train_loader, train_eval_batches, test_eval_batches, *,
                  num_classes: int, reporter, checkpoint_path: Optional[Path], meta: Dict[str, Any],
-                 loss_read_every: int = 1, on_epoch_end=None):
+                 loss_read_every: int = 1, on_epoch_end=None, dist=None):
         self.model, self.optimizer = model, optimizer
         self.train_loader = train_loader
         self.train_eval_batches, self.test_eval_batches = train_eval_batches, test_eval_batches
@@ -116,6 +128,7 @@ class Trainer:
         self.meta = meta  # JSON-able run description stored in every checkpoint (config, run dir)
         self.loss_read_every = max(1, loss_read_every)
         self.on_epoch_end = on_epoch_end
+        self.dist = dist if dist is not None and dist.size > 1 else None
         self.criterion = nn.CrossEntropyLoss(reduction="none")
         self.epoch, self.step, self.partial_seconds = 0, 0, 0.0
         self.history: List[Dict[str, float]] = []
@@ -193,26 +206,28 @@ class Trainer:
             device_sum = loss.detach() if device_sum is None else device_sum + loss.detach()
             pending += 1
             if pending == self.loss_read_every or self.step == steps:
-                total = device_sum.item()
+                total = self._mean_over_ranks(device_sum.item())
                 if not math.isfinite(total):  # checked before the step: parameters stay finite
                     where = f"step {self.step}" if pending == 1 else f"a step up to {self.step}"
                     raise Diverged(epoch, f"the training loss became {total}", where)
                 running, running_steps, device_sum, pending = running + total, running_steps + pending, None, 0
             loss.backward()
+            if self.dist is not None:  # weighted by the shard sizes: exactly the gradient of the global mean loss
+                self.dist.average_gradients(self.model, samples=len(y))
             self.optimizer.step()
             elapsed = time.perf_counter() - started
-            self.reporter.steps(self.step, images / max(elapsed, 1e-9), running / max(running_steps, 1))
-            if stop.requested:
+            self.reporter.steps(self.step, images * self.ranks / max(elapsed, 1e-9), running / max(running_steps, 1))
+            if self._stop_requested(stop):
                 self.partial_seconds += elapsed
-                raise Interrupted(epoch, self.step, self.save())
+                raise Interrupted(epoch, self.step, self._save_then_wait())
         engine.cuda.synchronize()  # GPU steps are asynchronous: the epoch's time must include the queued ones
         train_seconds = self.partial_seconds + time.perf_counter() - started
         self.reporter.evaluating()
-        train = evaluate(self.model, self.train_eval_batches(), self.num_classes, stop)
-        test = evaluate(self.model, self.test_eval_batches(), self.num_classes, stop) if train else None
-        if test is None:  # Ctrl-C during evaluation: the epoch's steps are done, evaluation is redone
-            self.partial_seconds = train_seconds
-            raise Interrupted(epoch, self.step, self.save())
+        train = self._evaluate(self.train_eval_batches(), stop)
+        test = self._evaluate(self.test_eval_batches(), stop) if train else None
+        if test is None or self._stop_requested(stop):  # Ctrl-C during evaluation: the epoch's steps are done,
+            self.partial_seconds = train_seconds         # evaluation is redone
+            raise Interrupted(epoch, self.step, self._save_then_wait())
         for name, metrics in (("training-set", train), ("test-set", test)):
             if not math.isfinite(metrics[0]):  # the last step's update: nothing checked it yet
                 raise Diverged(epoch, f"the {name} loss became {metrics[0]}", "the end of the epoch")
@@ -227,4 +242,37 @@ class Trainer:
         self.reporter.epoch_end(row)
         if self.on_epoch_end is not None:  # logs first: a resumed run purges what follows its checkpoint
             self.on_epoch_end(row)
-        self.save()
+        self._save_then_wait()
+
+    # -------------------------------------------------------------- several ranks
+    @property
+    def ranks(self) -> int:
+        return 1 if self.dist is None else self.dist.size
+
+    def _mean_over_ranks(self, value: float) -> float:
+        return value if self.dist is None else self.dist.reduce_metrics({"value": value})["value"]
+
+    def _stop_requested(self, stop: StopFlag) -> bool:
+        return stop.requested if self.dist is None else self.dist.any(stop.requested)
+
+    def _evaluate(self, batches, stop: StopFlag):
+        """``evaluate`` over ``batches`` (this rank's shard on several ranks, combined over them). Ranks
+        finish the pass whatever their Ctrl-C state (a rank that left it would leave the others waiting);
+        the caller asks them all afterwards."""
+        if self.dist is None:
+            return evaluate(self.model, batches, self.num_classes, stop)
+        return self.dist.reduce_evaluation(evaluate(self.model, batches, self.num_classes))
+
+    def _save_then_wait(self) -> Optional[Path]:
+        """Save (the rank with a checkpoint path does); on several ranks, return when the file is written,
+        so that no rank leaves (and no launcher ends the job) while rank 0 is still writing it."""
+        if self.dist is None:
+            return self.save()
+        try:
+            path, failure = self.save(), None
+        except Diverged as exc:  # only rank 0 saves, so only it can find the state non-finite: tell the others
+            path, failure = None, exc
+        if self.dist.any(failure is not None):  # also the wait: rank 0 gets here once the file is written
+            raise failure or Diverged(self.epoch, "the model's state became non-finite (found by rank 0)",
+                                      f"step {self.step}" if self.step else "the end of the epoch")
+        return path
