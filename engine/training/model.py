@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from engine import nn
 
-
 ACTIVATIONS = (nn.ReLU, nn.Sigmoid, nn.Tanh)
 
 
