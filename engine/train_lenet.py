@@ -30,6 +30,9 @@ import numpy as np
 EPOCHS = 10
 BATCH_SIZE = 256
 DEFAULT_LR = {"sgd": 0.9, "momentum": 0.09, "adam": 0.001}
+# plain SGD's rate for the zoo's models: the one d2l trains each with (0.9 is for the seed's sigmoid LeNet)
+BOOK_SGD_LR = {"lenet_bn": 0.1, "alexnet": 0.01, "vgg11": 0.01, "nin": 0.05, "googlenet": 0.01,
+               "resnet18": 0.01, "densenet": 0.01}
 MOMENTUM = 0.9
 EVAL_BATCH = 1000  # evaluation only: bigger batches, fewer Python round trips, same results
 # On a GPU the loop reads the running loss to the host (to print it and to catch a divergence) every this many
@@ -118,7 +121,7 @@ def build_parser(prog: str = "python -m engine.train_lenet", description: str = 
                        help=f"mini-batch size (default: {BATCH_SIZE})")
     train.add_argument("--lr", type=_learning_rate, default=None,
                        help="learning rate (default: sgd 0.9 (the seed's), momentum 0.09 (the same effective step), "
-                            "adam 0.001)")
+                            "adam 0.001; with plain sgd the zoo's models take the book's rate, e.g. resnet18 0.01)")
     train.add_argument("--optimizer", choices=sorted(DEFAULT_LR), default=None,
                        help=f"sgd (the seed's, default), momentum (SGD with momentum {MOMENTUM}) or adam")
     train.add_argument("--seed", type=_non_negative_int, default=None,
@@ -199,10 +202,17 @@ def resolve_config(args: argparse.Namespace, saved: Optional[Dict[str, Any]]) ->
                   "pool": (args.pool or "avg") if model == "lenet" else None,
                   "seed": 0 if args.seed is None else args.seed,
                   "limit_train": args.limit_train, "limit_test": args.limit_test}
-        config["lr"] = args.lr if args.lr is not None else DEFAULT_LR[config["optimizer"]]
+        config["lr"] = args.lr if args.lr is not None else default_lr(config["optimizer"], model)
     epochs = args.epochs or (saved["epochs"] if saved is not None else EPOCHS)
     config.update(epochs=epochs, conv_algo=args.conv_algo)
     return config
+
+
+def default_lr(optimizer: str, model: str) -> float:
+    """The learning rate when --lr is not given: the book's for a zoo model under plain SGD."""
+    if optimizer == "sgd" and model in BOOK_SGD_LR:
+        return BOOK_SGD_LR[model]
+    return DEFAULT_LR[optimizer]
 
 
 def _positive(value) -> bool:

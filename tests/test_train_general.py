@@ -165,3 +165,14 @@ def test_the_resized_loader_keeps_the_targets_length_and_order():
         assert Xr.shape == (len(yp), 1, 12, 12)
         np.testing.assert_array_equal(yr.numpy(), yp.numpy())
         np.testing.assert_allclose(Xr.numpy(), resize_images(Xp.numpy(), 12), rtol=1e-6)
+
+
+def test_zoo_models_train_with_the_books_rate_unless_told_otherwise():
+    from engine.train_lenet import BOOK_SGD_LR, default_lr
+
+    assert default_lr("sgd", "lenet") == 0.9  # the seed's
+    assert default_lr("sgd", "resnet18") == 0.01 and default_lr("sgd", "nin") == 0.05
+    assert default_lr("adam", "resnet18") == 0.001
+    import engine.models
+
+    assert set(BOOK_SGD_LR) == set(engine.models.__all__) - {"lenet"}
