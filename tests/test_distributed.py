@@ -133,7 +133,7 @@ def test_evaluation_on_two_shards_gives_the_metrics_of_one_process(two_rank_trai
 @needs_mpi
 def test_gpu_arrays_take_the_gpu_collectives_and_give_the_full_batch_gradients(tmp_path):
     # the CUDA emulator is cupy in the ranks; NCCL's stand-in reduces its (host-memory) arrays over MPI
-    result, _ = run_ranks("cuda", tmp_path, pythonpath=(TESTS / "cuda_emulator", ROOT))
+    result, _ = run_ranks("cuda", tmp_path, pythonpath=(TESTS / "cuda_emulator" / "pythonpath", ROOT))
     assert result.returncode == 0, result.stderr[-3000:]
     engine.manual_seed(worker.SEED)
     model = engine.nn.Linear(10, 3)

@@ -14,15 +14,14 @@ import numpy
 from . import sources
 from .sources_modern import MODERN_SOURCES
 
-ALL_SOURCES = {**sources.RAW_SOURCES, **MODERN_SOURCES}
-
 BLOCK = 256  # threads per block of the one-thread-per-element kernels
 INT32_LIMIT = 2**31 - 1024  # kernels index with int; keep idx + blockDim inside int range
 
 
 @functools.lru_cache(maxsize=None)
 def _module(source: str, ctype: str) -> cupy.RawModule:
-    code = sources.prelude(ctype) + ALL_SOURCES[source]
+    text = sources.RAW_SOURCES[source] if source in sources.RAW_SOURCES else MODERN_SOURCES[source]
+    code = sources.prelude(ctype) + text  # looked up at compile time, so a test may swap a source in
     return cupy.RawModule(code=code)
 
 
@@ -32,7 +31,7 @@ def _function(source: str, name: str, ctype: str) -> cupy.RawKernel:
 
 
 def kernel(source: str, name: str, dtype) -> cupy.RawKernel:
-    """Kernel ``name`` of ``ALL_SOURCES[source]`` (sources.py or sources_modern.py) compiled for ``dtype``."""
+    """Kernel ``name`` of source ``source`` (in sources.py or sources_modern.py) compiled for ``dtype``."""
     return _function(source, name, sources.CTYPES[numpy.dtype(dtype).name])
 
 

@@ -1,7 +1,7 @@
 """CUDA C sources of the modern-CNN kernels (batch norm, dropout, adaptive pooling), plain strings.
 
-Compiled like ``sources.py``'s (``prelude(ctype)`` defines ``T`` and ``T_NEG_INF``), looked up through
-``_compile.ALL_SOURCES``. Batch norm runs one block per channel over the (N, C, L) layout; the rest
+Compiled like ``sources.py``'s (``prelude(ctype)`` defines ``T`` and ``T_NEG_INF``), looked up by name
+by ``_compile._module``. Batch norm runs one block per channel over the (N, C, L) layout; the rest
 run one thread per output (or input) element. Scalars of type T (eps, scale) come in 1-element arrays.
 """
 
