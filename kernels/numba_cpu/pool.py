@@ -158,29 +158,33 @@ def _max_forward(x, y, idx, kh_, kw_, sh, sw, ph, pw, dh, dw):
     n, c, h, w = x.shape
     oh_, ow_ = y.shape[2], y.shape[3]
     for p in prange(n * c):
-        src = x[p // c, p % c]
+        src, dst, at_dst = x[p // c, p % c], y[p // c, p % c], idx[p // c, p % c]
         for oh in range(oh_):
             h0 = oh * sh - ph
+            i0, i1 = _taps_inside(h0, kh_, dh, h)
             for ow in range(ow_):
                 w0 = ow * sw - pw
-                best = -np.inf
-                at = -1
-                for i in range(kh_):
+                j0, j1 = _taps_inside(w0, kw_, dw, w)
+                # start from the window's first tap inside the input: no bounds checks in the loop below
+                at = (h0 + i0 * dh) * w + w0 + j0 * dw
+                best = src[h0 + i0 * dh, w0 + j0 * dw]
+                for i in range(i0, i1):
                     ih = h0 + i * dh
-                    if ih < 0 or ih >= h:
-                        continue
-                    for j in range(kw_):
-                        iw = w0 + j * dw
-                        if iw < 0 or iw >= w:
-                            continue
-                        v = src[ih, iw]
-                        if at < 0:
-                            at = ih * w + iw  # a window of only -inf reports its first position
+                    for j in range(j0, j1):
+                        v = src[ih, w0 + j * dw]
                         if v > best or v != v:  # strict '>': the first maximum; NaN always wins
                             best = v
-                            at = ih * w + iw
-                y[p // c, p % c, oh, ow] = best
-                idx[p // c, p % c, oh, ow] = at
+                            at = ih * w + w0 + j * dw
+                dst[oh, ow] = best
+                at_dst[oh, ow] = at
+
+
+@njit(cache=True, inline="always")
+def _taps_inside(start, k, d, size):
+    """[first, last) of the taps i < k with 0 <= start + i*d < size (geometry checks keep it non-empty)."""
+    first = 0 if start >= 0 else (-start + d - 1) // d
+    last = min(k, (size - start + d - 1) // d)
+    return first, last
 
 
 @njit(parallel=True, cache=True)
