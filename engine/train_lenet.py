@@ -36,7 +36,7 @@ BOOK_SGD_LR = {"lenet_bn": 0.1, "alexnet": 0.01, "vgg11": 0.01, "nin": 0.05, "go
 MOMENTUM = 0.9
 EVAL_BATCH = 1000  # evaluation only: bigger batches, fewer Python round trips, same results
 # On a GPU the loop reads the running loss to the host (to print it and to catch a divergence) every this many
-# steps, not every step. It is not the step's only host read: F.cross_entropy reads the target's min and max.
+# steps, not every step. It is not the step's only host read: F.cross_entropy checks the targets' range (one read).
 LOSS_READ_EVERY_ON_GPU = 50
 # Settings a resumed run must keep (they define the model, the data or the batch order).
 FIXED_ON_RESUME = ("model", "resize", "batch_size", "optimizer", "activation", "pool", "seed", "limit_train",

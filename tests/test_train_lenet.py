@@ -77,16 +77,18 @@ def read_scalars(run_dir: Path):
     """{tag: [(step, value)]} from the TensorBoard event files (TFRecord framing, Event protos)."""
     from tensorboardX.proto.event_pb2 import Event
 
-    scalars = {}
-    for path in sorted(run_dir.glob("events.out.tfevents.*")):
+    timed = {}
+    for path in run_dir.glob("events.out.tfevents.*"):
         data, pos = path.read_bytes(), 0
         while pos < len(data):
             (length,) = struct.unpack("<Q", data[pos:pos + 8])
             event = Event.FromString(data[pos + 12:pos + 12 + length])
             pos += 12 + length + 4
             for value in event.summary.value:
-                scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
-    return scalars
+                timed.setdefault(value.tag, []).append((event.wall_time, event.step, value.simple_value))
+    # in the order they were written, as TensorBoard shows them (file names of two runs started in the same
+    # second sort by process id, not by time)
+    return {tag: [(step, value) for _, step, value in sorted(points)] for tag, points in timed.items()}
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import os
 import re
 import sys
 import time
+import uuid
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Dict, List, Optional
@@ -80,8 +81,9 @@ class EventFile:
 
     def __init__(self, tbx, directory: Path, purge_step: Optional[int]):
         self.tbx = tbx
-        # pid in the name: a resumed run never reuses (and truncates) the file of a run started in the same second
-        self.writer = tbx.EventsWriter(str(directory / "events"), f".{os.getpid()}")
+        # a unique suffix: a resumed run never reuses (and truncates) the file of a run started in the same
+        # second, even in the same process (the tests run the CLI in-process)
+        self.writer = tbx.EventsWriter(str(directory / "events"), f".{os.getpid()}.{uuid.uuid4().hex[:8]}")
         if purge_step is not None:
             self.writer.write_event(tbx.Event(step=purge_step, wall_time=time.time(),
                                               session_log=tbx.SessionLog(status=tbx.SessionLog.START)))
