@@ -91,15 +91,13 @@ class Variable:
 
     @staticmethod
     def _wrap(array) -> "Variable":  # pragma: no cover - abstract
-        raise NotImplementedError
+        raise NotImplementedError("a Variable subclass must define _wrap(array)")
 
     @property
     def _version(self) -> int:
         return self._version_counter.value
 
-    @property
-    def device(self):  # pragma: no cover - abstract
-        raise NotImplementedError
+    device: Any  # where _data lives (engine.device), defined by the subclass
 
     def _accumulate_grad(self, grad) -> None:
         """Add ``grad`` (an array shaped like this leaf) into ``self.grad``."""
