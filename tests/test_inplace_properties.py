@@ -5,7 +5,7 @@ A program starts from a leaf ``L`` (float64, requires grad) and a few value leav
 ``T = L * 1`` and applies a random sequence of steps to ``T``: reads through views (indexing,
 reshape, transpose), assignments ``T[index] = value``, in-place ``+= -= *=``, out-of-place
 activations (whose saved outputs later in-place steps may overwrite: then both must raise), and
-writes under ``no_grad`` into a detached alias. The loss is a weighted sum of ``T``.
+writes under ``no_grad`` into a detached alias or into a view. The loss is a weighted sum of ``T``.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def programs(draw):
     steps = []
     for _ in range(draw(st.integers(1, 6))):
         kind = draw(st.sampled_from(["assign", "assign_advanced", "iadd", "isub", "imul", "view_read",
-                                     "activation", "no_grad_write"]))
+                                     "activation", "no_grad_write", "no_grad_view_write"]))
         axis = draw(st.integers(0, len(shape) - 1))
         size = shape[axis]
         start = draw(st.integers(0, size - 1))
@@ -70,9 +70,12 @@ def run(lib, shape, steps, seed):
             T = T * (1 + view.sum() * 0.01)
         elif kind == "activation":
             T = T.sigmoid() if scale > 0 else T.tanh()
-        else:  # a write the graph is not told about: later backward must notice if it read that memory
+        elif kind == "no_grad_write":  # a write the graph is not told about: backward must notice if it read it
             with lib.no_grad():
                 T.detach()[basic] = scale
+        else:  # the same through a view taken under no_grad: the view shares the memory's version
+            with lib.no_grad():
+                T[basic].mul_(scale)
     weights = lib.tensor(np.arange(np.prod(shape), dtype=np.float64).reshape(shape) % 5 + 1)
     (T * weights).sum().backward()
     return T.detach().numpy().copy(), [t.grad.numpy().copy() if t.grad is not None else None
