@@ -214,3 +214,18 @@ def module_to(engine_module, torch_module, dtype: DType):
     for name, p in e_params.items():
         p.data = engine_tensor(t_params[name].detach().numpy())
     return e_params, t_params
+
+
+# --- the textbook's own programs, shared by the tests that run them on both libraries -------------
+
+
+def corr2d(lib, X, K):
+    """The textbook's hand-written cross-correlation (d2l 7.2): one assignment per output element.
+
+    ``lib`` is ``engine`` or ``torch``: the same program runs on both."""
+    h, w = K.shape
+    Y = lib.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
+    for i in range(Y.shape[0]):
+        for j in range(Y.shape[1]):
+            Y[i, j] = (X[i:i + h, j:j + w] * K).sum()
+    return Y

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import corr2d
 
 import engine
 from engine import nn, optim
@@ -41,16 +42,6 @@ def test_assignment_of_a_value_that_requires_grad_makes_the_destination_require_
 
     grads_equal(program)
     assert engine.ones(2).requires_grad is False
-
-
-def corr2d(lib, X, K):
-    """The textbook's hand-written cross-correlation: one assignment per output element."""
-    h, w = K.shape
-    Y = lib.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
-    for i in range(Y.shape[0]):
-        for j in range(Y.shape[1]):
-            Y[i, j] = (X[i:i + h, j:j + w] * K).sum()
-    return Y
 
 
 def test_a_students_corr2d_layer_trains_its_kernel_like_torch():

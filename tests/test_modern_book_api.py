@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch as real_torch
+from conftest import corr2d
 
 import engine
 
@@ -37,15 +38,6 @@ def assert_same(a, b, rtol=1e-5, atol=1e-6, path="result"):
         assert a == pytest.approx(b, rel=rtol, abs=atol), f"{path}: {a!r} vs torch's {b!r}"
     else:
         assert a == b, f"{path}: {a!r} vs torch's {b!r}"
-
-
-def corr2d(torch, X, K):
-    h, w = K.shape
-    Y = torch.zeros((X.shape[0] - h + 1, X.shape[1] - w + 1))
-    for i in range(Y.shape[0]):
-        for j in range(Y.shape[1]):
-            Y[i, j] = (X[i:i + h, j:j + w] * K).sum()
-    return Y
 
 
 def test_7_2_convolutions_for_images():
