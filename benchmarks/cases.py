@@ -72,22 +72,19 @@ def conv_cases(shape: ConvShape, algos=("direct", "im2col")) -> List[Case]:
 
     hw, khw = (shape.hw, shape.hw), (shape.k, shape.k)
 
-    def cold(fn):
-        # the direct algorithm keeps layout copies from forward for backward (a training step
-        # gets them); a lone kernel call here pays for its own copies
-        return lambda: (nb.clear_caches(), fn())[1]
-
+    # each kernel is called alone, without the ``saved`` layouts a training step's forward hands to
+    # backward, so it pays for its own copies
     cases = []
     for algo in algos:
         cases += [
             Case("conv2d forward", shape.describe(), algo,
-                 cold(lambda a=algo: nb.conv2d_forward(x, w, b, one, pad, one, a)),
+                 lambda a=algo: nb.conv2d_forward(x, w, b, one, pad, one, a),
                  lambda: F.conv2d(tx, tw, tb, padding=shape.p), flops),
             Case("conv2d backward-input", shape.describe(), algo,
-                 cold(lambda a=algo: nb.conv2d_backward_input(gy, w, hw, one, pad, one, a)),
+                 lambda a=algo: nb.conv2d_backward_input(gy, w, hw, one, pad, one, a),
                  torch_backward([True, False, False]), flops),
             Case("conv2d backward-weight", shape.describe(), algo,
-                 cold(lambda a=algo: nb.conv2d_backward_weight(gy, x, khw, one, pad, one, a)),
+                 lambda a=algo: nb.conv2d_backward_weight(gy, x, khw, one, pad, one, a),
                  torch_backward([False, True, False]), flops),
         ]
     return cases
