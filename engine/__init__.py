@@ -19,6 +19,7 @@ from engine.random import get_rng_state, manual_seed, set_rng_state
 from engine.tensor import Size, Tensor
 from engine.threads import get_num_threads, set_num_threads
 from engine import nn, optim  # noqa: E402  (nn and optim need the names above)
+from engine.nn.fusion import get_fusion, set_fusion  # noqa: E402
 from engine.gradcheck import gradcheck  # noqa: E402
 
 

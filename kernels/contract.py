@@ -38,6 +38,16 @@ def _zero(*args) -> int:
     return 0
 
 
+def not_provided(*args):
+    """The default of a fused kernel a backend lacks; the engine checks :func:`provides` first."""
+    raise NotImplementedError("this backend has no such fused kernel: run the unfused ones")
+
+
+def provides(backend, name: str) -> bool:
+    """Whether ``backend`` implements the optional kernel ``name`` (not just its default)."""
+    return getattr(backend, name, not_provided) is not not_provided
+
+
 def _blas_threads(n: int) -> None:
     """Default ``set_num_threads`` for a backend without its own thread pool: only BLAS has threads."""
     from threadpoolctl import threadpool_limits
@@ -98,6 +108,13 @@ CONTRACT = (
     Capability("clear_caches", "() -> None: drop compiled-kernel or autotune caches", _no_op),
     Capability("peak_workspace_bytes", "() -> int: the largest scratch buffer since the last reset", _zero),
     Capability("reset_peak_workspace", "() -> None", _no_op),
+    # fused conv (stride 1, no dilation or groups) + bias + activation ('sigmoid', 'relu' or 'tanh') + 2x2
+    # average pooling of an even conv output; ``saved`` is opaque (None unless keep); a backend without them
+    # runs the unfused kernels above (the engine asks ``provides`` first)
+    Capability("fused_conv_act_pool_forward", "(x (N,C,H,W), w (O,C,KH,KW), b (O,) or None, padding, activation,"
+               " keep) -> (y (N,O,OH/2,OW/2) = avg_pool2d(act(conv2d(x, w, b)), 2), saved)", not_provided),
+    Capability("fused_conv_act_pool_backward", "(gy (N,O,OH/2,OW/2), w, saved, input_hw, padding, activation,"
+               " needs (3 bools)) -> (gx, gw, gb), None where not needed", not_provided),
 )
 
 KERNELS: Dict[str, str] = {c.name: c.signature for c in CONTRACT if c.required}

@@ -44,15 +44,48 @@ def _exp_f32(x):
     return p * _int32_bits_as_float32((np.int32(n) + np.int32(127)) << np.int32(23))
 
 
+SIGMOID, RELU, TANH = 0, 1, 2  # one kernel per direction and dtype serves all three (compile time)
+
+# The scalar formulas, each defined once: the elementwise kernels below and the fused convolution
+# kernels (conv_fused.py) inline them under the same fastmath flags, so both give the same bits.
+
+
+@njit(cache=True, fastmath=_FAST, inline="always")
+def sigmoid_f32(v):
+    """float32 sigmoid through the vectorisable exp; NaN in, NaN out. Compile with _FAST."""
+    s = _ONE / (_ONE + _exp_f32(-v))
+    return s if v == v else v
+
+
+@njit(cache=True, inline="always")
+def activate(v, op, zero, one):
+    """op(v), with zero and one of v's type; float32 sigmoid has :func:`sigmoid_f32`. Compile
+    without fastmath."""
+    if op == SIGMOID:  # no exp ever overflows
+        if v >= zero:
+            return one / (one + np.exp(-v))
+        e = np.exp(v)
+        return e / (one + e)
+    if op == RELU:
+        return zero if v < zero else v  # NaN stays NaN, as in torch
+    return np.tanh(v)
+
+
+@njit(cache=True, fastmath=_FAST, inline="always")
+def gradient(g, v, op, zero, one):
+    """The gradient of op's input from g, the gradient of its output v (zero and one of v's type:
+    a bare 1 would make Numba compute in float64). Compile with _FAST."""
+    if op == SIGMOID:
+        return g * v * (one - v)
+    if op == RELU:
+        return zero if v <= zero else g  # a NaN y passes the gradient, as in torch
+    return g * (one - v * v)
+
+
 @njit(parallel=True, cache=True, fastmath=_FAST)
 def _sigmoid_f32(x, y):
     for i in prange(x.size):
-        v = x[i]
-        s = _ONE / (_ONE + _exp_f32(-v))
-        y[i] = s if v == v else v  # NaN in, NaN out
-
-
-SIGMOID, RELU, TANH = 0, 1, 2  # one kernel per direction and dtype serves all three (compile time)
+        y[i] = sigmoid_f32(x[i])
 
 
 @njit(parallel=True, cache=True)
@@ -60,31 +93,15 @@ def _forward(x, y, op):
     """y = op(x); the branch is loop-invariant, so LLVM moves it out of the loop."""
     zero, one = x.dtype.type(0), x.dtype.type(1)
     for i in prange(x.size):
-        v = x[i]
-        if op == SIGMOID:  # float64 (float32 has _sigmoid_f32): no exp ever overflows
-            if v >= zero:
-                y[i] = one / (one + np.exp(-v))
-            else:
-                e = np.exp(v)
-                y[i] = e / (one + e)
-        elif op == RELU:
-            y[i] = zero if v < zero else v  # NaN stays NaN, as in torch
-        else:
-            y[i] = np.tanh(v)
+        y[i] = activate(x[i], op, zero, one)
 
 
 @njit(parallel=True, cache=True, fastmath=_FAST)
 def _backward(gy, y, gx, op):
     """gx from gy and the forward's output y."""
-    zero, one = gy.dtype.type(0), gy.dtype.type(1)  # a bare 1 would make Numba compute in float64
+    zero, one = gy.dtype.type(0), gy.dtype.type(1)
     for i in prange(gy.size):
-        v = y[i]
-        if op == SIGMOID:
-            gx[i] = gy[i] * v * (one - v)
-        elif op == RELU:
-            gx[i] = zero if v <= zero else gy[i]  # a NaN y passes the gradient, as in torch
-        else:
-            gx[i] = gy[i] * (one - v * v)
+        gx[i] = gradient(gy[i], y[i], op, zero, one)
 
 
 SERIAL_BELOW = 1 << 15  # elements (torch's grain size too): fewer run on the calling thread alone

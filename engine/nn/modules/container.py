@@ -1,5 +1,6 @@
 from collections import OrderedDict
 
+from engine.nn import fusion
 from engine.nn.module import Module
 
 
@@ -39,8 +40,16 @@ class Sequential(Module):
         return self
 
     def forward(self, input):
-        for module in self._modules.values():
-            input = module(input)
+        """Each module in turn; a conv-activation-pool run may go as one fused kernel (engine.nn.fusion)."""
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            run = fusion.fusable_run(modules, i)
+            output = None if run is None else fusion.run_fused(*run, input)
+            if output is None:
+                input, i = modules[i](input), i + 1
+            else:
+                input, i = output, i + fusion.RUN_LENGTH
         return input
 
 

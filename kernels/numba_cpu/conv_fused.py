@@ -1,0 +1,169 @@
+"""Fused convolution + bias + activation + 2x2 average pooling, forward and backward.
+
+LeNet's blocks are conv (stride 1) -> sigmoid -> avg_pool2d(2). Unfused, each of the three writes
+a full-size activation (4.8 MB per layer at batch 256, beyond the 1 MB L2) that the next reads
+back, and backward makes three more passes plus a transposing copy of the gradient. Here:
+
+* forward computes two output rows of 4 output channels (``conv_direct``'s loops, batch
+  innermost), applies the activation while the rows are in cache, keeps them in the
+  batch-innermost layout backward needs, and writes only the pooled rows to y;
+* backward spreads the pooled gradient over each 2x2 window and multiplies by the activation's
+  derivative in one pass that writes the batch-innermost gradient the direct backward-weight and
+  backward-input kernels read as is, summing the bias gradient on the way.
+
+The arithmetic is the unfused kernels' own (the same accumulation order, the same inlined scalar
+formulas of ``activation.py`` under the same fastmath flags, the pool's sum order), so y, the
+gradient of x and the gradient of w equal the unfused path's; the bias gradient sums the same
+values in another order. Only stride 1, dilation 1, no groups, and an even conv output.
+
+Shapes: x (N, C, H, W), w (O, C, KH, KW), conv output (N, O, OH, OW), y / gy (N, O, OH/2, OW/2).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+from kernels.numba_cpu import conv_direct
+from kernels.numba_cpu.activation import _FAST, RELU, SIGMOID, TANH, activate, gradient, sigmoid_f32
+from kernels.numba_cpu.conv_direct import BLOCK, PIECE, padded_rows
+
+ACTIVATIONS = {"sigmoid": SIGMOID, "relu": RELU, "tanh": TANH}
+NO_STRIDE = (1, 1)
+
+
+# error_model="numpy" (as inside prange): Python's, which checks each division for a zero divisor,
+# keeps LLVM from vectorising these loops (10x slower)
+@njit(cache=True, fastmath=_FAST, error_model="numpy")
+def _sigmoid_f32_row(row):
+    for j in range(row.size):
+        row[j] = sigmoid_f32(row[j])
+
+
+@njit(cache=True, error_model="numpy")
+def _activate_row(row, op):
+    zero, one = row.dtype.type(0), row.dtype.type(1)
+    for j in range(row.size):
+        row[j] = activate(row[j], op, zero, one)
+
+
+@njit(parallel=True, cache=True)
+def _forward(xtp, wmat, bias, y, act, kh_, kw_, op, fast_sigmoid, keep):
+    """xtp (C, Hp, Wp, N) padded for every tap, wmat (Op, C*KH*KW), bias (Op,) -> fills
+    y (N, O, OH/2, OW/2) and, if keep, act (O, OH, OW*N) = op(conv + bias), batch innermost."""
+    c_, hp, wp, n = xtp.shape
+    o_, ph_, pw_ = y.shape[1], y.shape[2], y.shape[3]
+    m = (wp - kw_ + 1) * n  # one output row: OW positions, batch innermost
+    src = xtp.reshape(-1)
+    ntaps = c_ * kh_ * kw_
+    quarter = xtp.dtype.type(0.25)
+    for task in prange((wmat.shape[0] // BLOCK) * ph_):
+        r0, p = (task // ph_) * BLOCK, task % ph_
+        toff = np.empty(ntaps, np.int64)
+        tile = np.empty((2, BLOCK, m), xtp.dtype)
+        for half in range(2):
+            oh = 2 * p + half
+            for k in range(ntaps):
+                c, kh, kw = k // (kh_ * kw_), (k // kw_) % kh_, k % kw_
+                toff[k] = ((c * hp + oh + kh) * wp + kw) * n
+            for i in range(BLOCK):
+                tile[half, i, :] = bias[r0 + i]
+            for j0 in range(0, m, PIECE):
+                j1 = min(m, j0 + PIECE)
+                conv_direct._gather4(src, j0, j1 - j0, toff, ntaps, wmat, r0, tile[half, 0, j0:j1],
+                                     tile[half, 1, j0:j1], tile[half, 2, j0:j1], tile[half, 3, j0:j1])
+            for i in range(min(BLOCK, o_ - r0)):
+                if fast_sigmoid:
+                    _sigmoid_f32_row(tile[half, i])
+                else:
+                    _activate_row(tile[half, i], op)
+                if keep:
+                    act[r0 + i, oh, :] = tile[half, i]
+        for i in range(min(BLOCK, o_ - r0)):
+            top, bottom = tile[0, i], tile[1, i]
+            for q in range(pw_):
+                j = 2 * q * n
+                for b in range(n):  # the pool's own order: the top pair, then the bottom pair
+                    y[b, r0 + i, p, q] = (((top[j + b] + top[j + n + b]) + bottom[j + b])
+                                          + bottom[j + n + b]) * quarter
+
+
+@njit(parallel=True, cache=True, fastmath=_FAST)
+def _backward_spread(gy, act, gyt, gb_lanes, op):
+    """gy (N, O, PH, PW), act (O, OH, OW*N) -> fills gyt (Op, OH, OW, N): each pooled gradient
+    spread over its window (times 1/4), times op's derivative at act; channels past O are zero.
+    gb_lanes (O, OH, N): each gyt row summed over OW, for the bias gradient (one partial sum per
+    batch lane keeps the loop vectorised without reassociating it)."""
+    n, o_, ph_, pw_ = gy.shape
+    zero, one, quarter = gy.dtype.type(0), gy.dtype.type(1), gy.dtype.type(0.25)
+    for task in prange(gyt.shape[0] * ph_):
+        o, p = task // ph_, task % ph_
+        if o >= o_:
+            gyt[o, 2 * p: 2 * p + 2] = zero
+            continue
+        spread = np.empty((pw_, n), gy.dtype)  # this pooled row, batch innermost, times 1/4
+        for b in range(n):
+            for q in range(pw_):
+                spread[q, b] = gy[b, o, p, q] * quarter
+        for half in range(2):
+            oh = 2 * p + half
+            a, g, lane = act[o, oh], gyt[o, oh], gb_lanes[o, oh]
+            lane[:] = zero
+            for ow in range(2 * pw_):
+                s = spread[ow // 2]
+                for b in range(n):
+                    v = gradient(s[b], a[ow * n + b], op, zero, one)
+                    g[ow, b] = v
+                    lane[b] += v
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What forward keeps for backward: the padded batch-innermost x (C, Hp, Wp, N) and the
+    activation (O, OH, OW*N), batch innermost."""
+
+    x: np.ndarray
+    act: np.ndarray
+
+
+def fused_conv_act_pool_forward(x, w, b, padding, activation, keep):
+    """avg_pool2d(act(conv2d(x, w, b, stride 1, padding)), 2): x (N, C, H, W), w (O, C, KH, KW),
+    b (O,) or None, activation 'sigmoid' | 'relu' | 'tanh' -> (y (N, O, OH/2, OW/2), Saved or None
+    when not keep)."""
+    o, c, kh, kw = w.shape
+    x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
+    xtp = conv_direct._padded_input(x, (kh, kw), padding, NO_STRIDE, NO_STRIDE)
+    oh, ow = xtp.shape[1] - kh + 1, xtp.shape[2] - kw + 1
+    n = x.shape[0]
+    y = np.empty((n, o, oh // 2, ow // 2), x.dtype)
+    act = np.empty((o, oh, ow * n) if keep else (1, 1, 1), x.dtype)
+    wmat = padded_rows(w.reshape(o, c * kh * kw))
+    bias = np.zeros(wmat.shape[0], x.dtype)
+    if b is not None:
+        bias[:o] = b
+    op = ACTIVATIONS[activation]
+    _forward(xtp, wmat, bias, y, act, kh, kw, op, op == SIGMOID and x.dtype == np.float32, keep)
+    return y, (Saved(xtp, act) if keep else None)
+
+
+def fused_conv_act_pool_backward(gy, w, saved, input_hw, padding, activation, needs):
+    """gy (N, O, OH/2, OW/2), w (O, C, KH, KW), saved from forward, needs (gx?, gw?, gb?)
+    -> (gx (N, C, H, W), gw (O, C, KH, KW), gb (O,)), None where not needed."""
+    o, c, kh, kw = w.shape
+    n = gy.shape[0]
+    oh, ow = 2 * gy.shape[2], 2 * gy.shape[3]
+    gyt = np.empty((-(-o // BLOCK) * BLOCK, oh, ow, n), gy.dtype)
+    gb_lanes = np.empty((o, oh, n), gy.dtype)
+    _backward_spread(np.ascontiguousarray(gy), saved.act, gyt, gb_lanes, ACTIVATIONS[activation])
+    gx = gw = gb = None
+    if needs[0]:
+        gx = np.empty((n, c) + tuple(input_hw), gy.dtype)
+        wmat = padded_rows(np.ascontiguousarray(w.transpose(1, 0, 2, 3)).reshape(c, o * kh * kw))
+        conv_direct._backward_input_gather(gyt, wmat, gx, kh, kw, 1, 1, *padding, 1, 1)
+    if needs[1]:
+        gw = np.empty((o, c, kh, kw), gy.dtype)
+        conv_direct._backward_weight(gyt, saved.x, gw, 1, 1, 1, 1)
+    if needs[2]:
+        gb = gb_lanes.sum(axis=(1, 2))
+    return gx, gw, gb
