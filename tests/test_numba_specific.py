@@ -5,6 +5,9 @@ The kernels' values against torch and reference, for every backend, are in tests
 
 from __future__ import annotations
 
+import os
+import platform
+import sys
 import weakref
 
 import numpy as np
@@ -25,6 +28,7 @@ from kernel_cases import (
 import reference
 
 numba_cpu = pytest.importorskip("kernels.numba_cpu", reason="numba backend not importable")
+from kernels.numba_cpu import memory  # noqa: E402
 
 
 @pytest.fixture
@@ -184,3 +188,15 @@ def test_conv2d_function_hands_the_forward_layouts_to_backward_weight(monkeypatc
     assert received[0].x is made[0].x and received[0].gy is not None
     np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_malloc_keeps_freed_blocks_unless_the_environment_says_otherwise():
+    import subprocess
+
+    code = "import kernels.numba_cpu.memory as m; print(m.APPLIED)"
+    env = {k: v for k, v in os.environ.items() if k not in memory.ENVIRONMENT}
+    run = [sys.executable, "-c", code]
+    expected = "True" if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc" else "False"
+    assert subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout.strip() == expected
+    env["MALLOC_TRIM_THRESHOLD_"] = "131072"
+    assert subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy
 
 from kernels.contract import KERNELS, export
-from kernels.numba_cpu import activation, conv, loss, pool, threads
+from kernels.numba_cpu import activation, conv, loss, memory, pool, threads  # noqa: F401  (memory: on import)
 from kernels.numba_cpu import adaptive_pool, batchnorm, dropout  # the modern CNNs' kernels
 from kernels.numba_cpu import conv_fused  # LeNet's conv + sigmoid + pool blocks in one pass each way
 from kernels.numba_cpu.half import via_float32
