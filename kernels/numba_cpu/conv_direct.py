@@ -34,6 +34,9 @@ _FMA = {"contract"}
 _DOT = {"contract", "reassoc"}
 BLOCK = 4  # output channels per pass; weight matrices are zero-padded to a multiple of it
 PIECE = 1024  # elements of a row run per pass: 4 accumulator rows of it stay in L1
+# INTERLEAVED: tasks run block-fastest (task % nblocks), because prange hands each thread one
+# contiguous range of tasks: block-slowest, one thread got all of a last, half-empty block's
+# cheap tasks (gather2) and finished early.
 
 
 @njit(parallel=True, cache=True)
@@ -133,6 +136,62 @@ def _gather4(src, base, n, toff, nt, wmat, r0, a0, a1, a2, a3):
         t += 1
 
 
+@njit(cache=True, fastmath=_FMA)
+def _gather2(src, base, n, toff, nt, wmat, r0, a0, a1):
+    """:func:`_gather4` for 2 accumulators (a block whose other 2 rows are padding): the same taps
+    in the same order per accumulator, so the same bits, at half the work."""
+    t = 0
+    while t + 8 <= nt:
+        x0 = src[base + toff[t]: base + toff[t] + n]
+        x1 = src[base + toff[t + 1]: base + toff[t + 1] + n]
+        x2 = src[base + toff[t + 2]: base + toff[t + 2] + n]
+        x3 = src[base + toff[t + 3]: base + toff[t + 3] + n]
+        x4 = src[base + toff[t + 4]: base + toff[t + 4] + n]
+        x5 = src[base + toff[t + 5]: base + toff[t + 5] + n]
+        x6 = src[base + toff[t + 6]: base + toff[t + 6] + n]
+        x7 = src[base + toff[t + 7]: base + toff[t + 7] + n]
+        w0, w1 = wmat[r0, t: t + 8], wmat[r0 + 1, t: t + 8]
+        w00, w01, w02, w03, w04, w05, w06, w07 = w0[0], w0[1], w0[2], w0[3], w0[4], w0[5], w0[6], w0[7]
+        w10, w11, w12, w13, w14, w15, w16, w17 = w1[0], w1[1], w1[2], w1[3], w1[4], w1[5], w1[6], w1[7]
+        for j in range(n):
+            u0, u1, u2, u3, u4, u5, u6, u7 = x0[j], x1[j], x2[j], x3[j], x4[j], x5[j], x6[j], x7[j]
+            a0[j] = ((((((((a0[j] + w00 * u0) + w01 * u1) + w02 * u2) + w03 * u3) + w04 * u4)
+                      + w05 * u5) + w06 * u6) + w07 * u7)
+            a1[j] = ((((((((a1[j] + w10 * u0) + w11 * u1) + w12 * u2) + w13 * u3) + w14 * u4)
+                      + w15 * u5) + w16 * u6) + w17 * u7)
+        t += 8
+    if t + 4 <= nt:
+        x0 = src[base + toff[t]: base + toff[t] + n]
+        x1 = src[base + toff[t + 1]: base + toff[t + 1] + n]
+        x2 = src[base + toff[t + 2]: base + toff[t + 2] + n]
+        x3 = src[base + toff[t + 3]: base + toff[t + 3] + n]
+        w00, w01, w02, w03 = wmat[r0, t], wmat[r0, t + 1], wmat[r0, t + 2], wmat[r0, t + 3]
+        w10, w11, w12, w13 = wmat[r0 + 1, t], wmat[r0 + 1, t + 1], wmat[r0 + 1, t + 2], wmat[r0 + 1, t + 3]
+        for j in range(n):
+            u, v, p, q = x0[j], x1[j], x2[j], x3[j]
+            a0[j] = (((a0[j] + w00 * u) + w01 * v) + w02 * p) + w03 * q
+            a1[j] = (((a1[j] + w10 * u) + w11 * v) + w12 * p) + w13 * q
+        t += 4
+    while t < nt:
+        x0 = src[base + toff[t]: base + toff[t] + n]
+        w00, w10 = wmat[r0, t], wmat[r0 + 1, t]
+        for j in range(n):
+            u = x0[j]
+            a0[j] += w00 * u
+            a1[j] += w10 * u
+        t += 1
+
+
+@njit(cache=True)
+def gather(src, base, n, toff, nt, wmat, r0, live, a0, a1, a2, a3):
+    """:func:`_gather4`, or :func:`_gather2` when only ``live`` <= 2 of the block's rows are real
+    (the rest pad the channel count to a multiple of 4: LeNet's 6 channels are 4 + 2)."""
+    if live <= 2:
+        _gather2(src, base, n, toff, nt, wmat, r0, a0, a1)
+    else:
+        _gather4(src, base, n, toff, nt, wmat, r0, a0, a1, a2, a3)
+
+
 @njit(parallel=True, cache=True)
 def _forward(xtp, wmat, bias, y, kh_, kw_, sh, sw, dh, dw):
     """xtp (C, Hp, Wp, N) padded so that every tap is inside, wmat (Op, C*KH*KW), bias (Op,)
@@ -145,7 +204,7 @@ def _forward(xtp, wmat, bias, y, kh_, kw_, sh, sw, dh, dw):
     # with stride 1 along the width the row's positions are one run; else one run per position
     runs, m = (1, ow_ * n) if sw == 1 else (ow_, n)
     for task in prange(nblocks * oh_):
-        r0, oh = (task // oh_) * BLOCK, task % oh_
+        r0, oh = (task % nblocks) * BLOCK, task // nblocks  # see INTERLEAVED
         toff = np.empty(ntaps, np.int64)
         for k in range(ntaps):
             c, kh, kw = k // (kh_ * kw_), (k // kw_) % kh_, k % kw_
@@ -157,7 +216,7 @@ def _forward(xtp, wmat, bias, y, kh_, kw_, sh, sw, dh, dw):
             for j0 in range(0, m, PIECE):
                 j1 = min(m, j0 + PIECE)
                 t0, t1 = r * n + j0, r * n + j1
-                _gather4(src, r * sw * n + j0, j1 - j0, toff, ntaps, wmat, r0,
+                gather(src, r * sw * n + j0, j1 - j0, toff, ntaps, wmat, r0, o_ - r0,
                          tile[0, t0:t1], tile[1, t0:t1], tile[2, t0:t1], tile[3, t0:t1])
         for i in range(min(BLOCK, o_ - r0)):
             row = tile[i]
@@ -177,7 +236,7 @@ def _backward_input_gather(gyt, wmat, gx, kh_, kw_, sh, sw, ph, pw, dh, dw):
     src = gyt.reshape(-1)
     nblocks = wmat.shape[0] // BLOCK
     for task in prange(nblocks * h_):
-        r0, ih = (task // h_) * BLOCK, task % h_
+        r0, ih = (task % nblocks) * BLOCK, task // nblocks  # see INTERLEAVED
         tile = np.zeros((BLOCK, w_, n), gyt.dtype)
         toff = np.empty(o_ * kh_ * kw_, np.int64)
         wsel = np.empty((BLOCK, o_ * kh_ * kw_), gyt.dtype)
@@ -196,7 +255,7 @@ def _backward_input_gather(gyt, wmat, gx, kh_, kw_, sh, sw, ph, pw, dh, dw):
                         for i in range(BLOCK):
                             wsel[i, nt] = wmat[r0 + i, (o * kh_ + kh) * kw_ + kw]
                         nt += 1
-            _gather4(src, 0, n, toff, nt, wsel, 0, tile[0, iw], tile[1, iw], tile[2, iw], tile[3, iw])
+            gather(src, 0, n, toff, nt, wsel, 0, c_ - r0, tile[0, iw], tile[1, iw], tile[2, iw], tile[3, iw])
         for i in range(min(BLOCK, c_ - r0)):
             for b in range(n):
                 for iw in range(w_):

@@ -58,8 +58,9 @@ def _forward(xtp, wmat, bias, y, act, kh_, kw_, op, fast_sigmoid, keep):
     src = xtp.reshape(-1)
     ntaps = c_ * kh_ * kw_
     quarter = xtp.dtype.type(0.25)
-    for task in prange((wmat.shape[0] // BLOCK) * ph_):
-        r0, p = (task // ph_) * BLOCK, task % ph_
+    nblocks = wmat.shape[0] // BLOCK
+    for task in prange(nblocks * ph_):
+        r0, p = (task % nblocks) * BLOCK, task // nblocks  # see conv_direct.INTERLEAVED
         toff = np.empty(ntaps, np.int64)
         tile = np.empty((2, BLOCK, m), xtp.dtype)
         for half in range(2):
@@ -71,7 +72,7 @@ def _forward(xtp, wmat, bias, y, act, kh_, kw_, op, fast_sigmoid, keep):
                 tile[half, i, :] = bias[r0 + i]
             for j0 in range(0, m, PIECE):
                 j1 = min(m, j0 + PIECE)
-                conv_direct._gather4(src, j0, j1 - j0, toff, ntaps, wmat, r0, tile[half, 0, j0:j1],
+                conv_direct.gather(src, j0, j1 - j0, toff, ntaps, wmat, r0, o_ - r0, tile[half, 0, j0:j1],
                                      tile[half, 1, j0:j1], tile[half, 2, j0:j1], tile[half, 3, j0:j1])
             for i in range(min(BLOCK, o_ - r0)):
                 if fast_sigmoid:
