@@ -155,7 +155,43 @@ def linear_and_loss_cases() -> List[Case]:
     return cases
 
 
+def fused_cases() -> List[Case]:
+    """LeNet's two conv -> sigmoid -> avg_pool2d(2) blocks as the one fused kernel each way, against
+    torch's three ops (backward: autograd through them, the gradients a training step needs)."""
+    cases = []
+    for shape, needs_gx in ((CONV_SHAPES[0], False), (CONV_SHAPES[1], True)):
+        rng = _rng()
+        x = rng.standard_normal((shape.n, shape.c, shape.hw, shape.hw)).astype(DTYPE)
+        w = (rng.standard_normal((shape.o, shape.c, shape.k, shape.k)) * 0.1).astype(DTYPE)
+        b = rng.standard_normal(shape.o).astype(DTYPE)
+        pad = (shape.p, shape.p)
+        y, saved = nb.fused_conv_act_pool_forward(x, w, b, pad, "sigmoid", True)
+        gy = rng.standard_normal(y.shape).astype(DTYPE)
+        tgy = torch.from_numpy(gy)
+        out = shape.hw + 2 * shape.p - shape.k + 1
+        conv_flops = 2.0 * shape.n * shape.o * shape.c * shape.k * shape.k * out * out
+        tx = torch.from_numpy(x).requires_grad_(needs_gx)
+        tw, tb = (torch.from_numpy(a).requires_grad_() for a in (w, b))
+        ty = F.avg_pool2d(torch.sigmoid(F.conv2d(tx, tw, tb, padding=shape.p)), 2)
+        inputs = (tx, tw, tb) if needs_gx else (tw, tb)
+        name = shape.describe() + " +sigmoid+pool"
+        needs = (needs_gx, True, True)
+        cases += [
+            Case("fused block forward", name, "fused",
+                 lambda x=x, w=w, b=b, pad=pad: nb.fused_conv_act_pool_forward(x, w, b, pad, "sigmoid", True),
+                 lambda tx=tx, tw=tw, tb=tb, p=shape.p: F.avg_pool2d(torch.sigmoid(F.conv2d(tx, tw, tb, padding=p)),
+                                                                     2).detach(), conv_flops),
+            Case("fused block backward", name, "fused",
+                 lambda gy=gy, w=w, saved=saved, hw=x.shape[2:], pad=pad, needs=needs:
+                     nb.fused_conv_act_pool_backward(gy, w, saved, hw, pad, "sigmoid", needs),
+                 lambda ty=ty, inputs=inputs, tgy=tgy:
+                     torch.autograd.grad(ty, inputs, tgy, retain_graph=True),
+                 conv_flops * (2 if needs_gx else 1)),
+        ]
+    return cases
+
+
 def all_cases(large: bool = True) -> List[Case]:
     shapes = CONV_SHAPES if large else CONV_SHAPES[:2]
     cases = [c for s in shapes for c in conv_cases(s)]
-    return cases + pool_cases() + activation_cases() + linear_and_loss_cases()
+    return cases + fused_cases() + pool_cases() + activation_cases() + linear_and_loss_cases()

@@ -12,9 +12,13 @@ to PASSIVE (as kernels/numba_cpu/threads.py does) before either starts, so both 
 BLAS: the engine's numpy matmuls run on one OpenBLAS thread (see kernels/numba_cpu/threads.py);
 torch's MKL keeps its own setting.
 
+GFLOP/s counts the multiply-adds of convolutions and linear layers only (2 FLOP each; a LeNet
+training step at batch 256 is 0.58 GFLOP); "peak" is the fraction of this machine's float32 FMA
+peak at --threads threads, measured first by ``benchmarks.peak``.
+
 Options: --threads N (both sides; default 2), --repeat R (timed runs per side), --only TEXT
 (keep rows whose op or shape contains TEXT), --no-ops, --no-train, --no-inference, --small
-(skip the batch-64 convolutions).
+(skip the batch-64 convolutions), --no-fusion (the whole networks unfused).
 """
 from __future__ import annotations
 
@@ -34,7 +38,8 @@ import torch  # noqa: E402
 
 from kernels import numba_cpu as nb  # noqa: E402
 
-ROW = "{:<30} {:<42} {:<6} {:>9} {:>9} {:>9} {:>6} {:>8} {:>10}"
+ROW = "{:<30} {:<42} {:<6} {:>9} {:>9} {:>9} {:>6} {:>8} {:>5} {:>10}"
+PEAK = {"gflops": 0.0}  # set by main() from benchmarks.peak
 
 
 def interleaved(engine_fn, torch_fn, repeat: int, warmup: int = 2):
@@ -55,8 +60,9 @@ def interleaved(engine_fn, torch_fn, repeat: int, warmup: int = 2):
 def _row(op, shape, algo, te, tt, flops=0.0, workspace=""):
     me, mt = statistics.median(te), statistics.median(tt)
     gflops = f"{flops / me / 1e9:.1f}" if flops else ""
+    peak = f"{flops / me / 1e9 / PEAK['gflops']:.0%}" if flops and PEAK["gflops"] else ""
     print(ROW.format(op, shape[:42], algo, f"{me * 1e3:.3f}", f"{min(te) * 1e3:.3f}", f"{mt * 1e3:.3f}",
-                     f"{me / mt:.2f}", gflops, workspace))
+                     f"{me / mt:.2f}", gflops, peak, workspace))
 
 
 def run_ops(args):
@@ -101,6 +107,17 @@ def engine_lenet_like(tnet):
     return net
 
 
+def lenet_flops(batch: int, training: bool) -> float:
+    """Multiply-add FLOPs of LeNet's convolutions and linear layers: the forward, and for training
+    also every backward product (weights everywhere; inputs everywhere but the first conv)."""
+    convs = [2.0 * batch * 6 * 1 * 25 * 28 * 28, 2.0 * batch * 16 * 6 * 25 * 10 * 10]
+    linears = [2.0 * batch * i * o for i, o in ((400, 120), (120, 84), (84, 10))]
+    forward = sum(convs) + sum(linears)
+    if not training:
+        return forward
+    return forward + convs[0] + 2 * convs[1] + 2 * sum(linears)
+
+
 def fashion_mnist_test():
     """(images (10000, 1, 28, 28) float32 in [0, 1], labels int64), or random data if absent."""
     root = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
@@ -142,7 +159,7 @@ def run_train(args):
     engine_step()  # the first step also picks conv algorithms (algo='auto')
     first = time.perf_counter() - start
     te, tt = interleaved(engine_step, torch_step, args.repeat, warmup=3)
-    _row("LeNet training step", "batch 256, SGD lr 0.9", args.algo, te, tt)
+    _row("LeNet training step", "batch 256, SGD lr 0.9", args.algo, te, tt, lenet_flops(256, training=True))
     print(f"  engine first step (algo selection, warm JIT cache): {first * 1e3:.0f} ms; "
           f"torch min {min(tt) * 1e3:.3f} ms")
     _print_choices()
@@ -178,7 +195,8 @@ def run_inference(args):
 
     assert engine_pass() == torch_pass(), "engine and torch disagree on the predictions"
     te, tt = interleaved(engine_pass, torch_pass, max(3, args.repeat // 4), warmup=1)
-    _row("LeNet inference", f"10,000 images ({source[:12]}), batch 256", args.algo, te, tt)
+    _row("LeNet inference", f"10,000 images ({source[:12]}), batch 256", args.algo, te, tt,
+         lenet_flops(len(images), training=False))
 
 
 def main(argv=None):
@@ -190,6 +208,8 @@ def main(argv=None):
     parser.add_argument("--no-train", action="store_true")
     parser.add_argument("--no-inference", action="store_true")
     parser.add_argument("--small", action="store_true")
+    parser.add_argument("--no-fusion", action="store_true",
+                        help="run the whole networks unfused (engine.set_fusion(False)): each layer its own kernels")
     parser.add_argument("--algo", default="auto", choices=["auto", "direct", "im2col"],
                         help="conv algorithm of the whole-network runs (engine.set_conv_algo)")
     args = parser.parse_args(argv)
@@ -202,6 +222,7 @@ def main(argv=None):
         engine.set_backend("numba")
         engine.set_num_threads(args.threads)
         engine.set_conv_algo(args.algo)
+        engine.set_fusion(not args.no_fusion)
     except ImportError:
         engine = None
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -210,7 +231,12 @@ def main(argv=None):
           f"(torch {torch.__version__}); OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '-')} "
           f"GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT', '-')}; float32; "
           f"{args.repeat} interleaved runs per side")
-    print(ROW.format("op", "shape", "algo", "engine ms", "eng min", "torch ms", "ratio", "GFLOP/s",
+    from benchmarks.peak import peak_gflops
+
+    PEAK["gflops"] = peak_gflops(args.threads)
+    print(f"measured float32 FMA peak at {args.threads} threads: {PEAK['gflops']:.1f} GFLOP/s "
+          f"(benchmarks.peak); engine conv fusion: {engine.get_fusion() if engine else '-'}")
+    print(ROW.format("op", "shape", "algo", "engine ms", "eng min", "torch ms", "ratio", "GFLOP/s", "peak",
                      "workspace"))
     if not args.no_ops:
         run_ops(args)
