@@ -48,6 +48,12 @@ def provides(backend, name: str) -> bool:
     return getattr(backend, name, not_provided) is not not_provided
 
 
+def _sgd_step(params, grads, lr) -> None:
+    """The default ``sgd_step``: one in-place array update per parameter, in the backend's array module."""
+    for p, g in zip(params, grads):
+        p -= p.dtype.type(lr) * g
+
+
 def _blas_threads(n: int) -> None:
     """Default ``set_num_threads`` for a backend without its own thread pool: only BLAS has threads."""
     from threadpoolctl import threadpool_limits
@@ -108,6 +114,9 @@ CONTRACT = (
     Capability("clear_caches", "() -> None: drop compiled-kernel or autotune caches", _no_op),
     Capability("peak_workspace_bytes", "() -> int: the largest scratch buffer since the last reset", _zero),
     Capability("reset_peak_workspace", "() -> None", _no_op),
+    # the plain SGD update of a whole parameter group: params and grads are tuples of matching 1-D C-contiguous
+    # arrays of one dtype; lr is rounded to that dtype, then p -= lr * g in place (the default: one op each)
+    Capability("sgd_step", "(params tuple of 1-D arrays, grads tuple of 1-D arrays, lr float) -> None", _sgd_step),
     # fused conv (stride 1, no dilation or groups) + bias + activation ('sigmoid', 'relu' or 'tanh') + 2x2
     # average pooling of an even conv output; ``saved`` is opaque (None unless keep); a backend without them
     # runs the unfused kernels above (the engine asks ``provides`` first)

@@ -134,3 +134,28 @@ def test_invalid_hyperparameters_raise():
         optim.SGD([w], lr=0.1, nesterov=True)  # nesterov needs momentum > 0 and dampening 0
     with pytest.raises(ValueError, match="beta"):
         optim.Adam([w], betas=(1.5, 0.999))
+
+
+@pytest.mark.parametrize("name", ["numba", "reference"])
+def test_plain_sgd_updates_every_parameter_in_one_call_as_p_minus_lr_g(name):
+    """The grouped update (the numba backend's one kernel over all parameters) gives p - float32(lr) * g
+    bit for bit, float16 and non-contiguous parameters included, and bumps every version."""
+    rng = np.random.default_rng(0)
+    previous = engine.get_backend()
+    engine.set_backend(name)
+    try:
+        arrays = [rng.standard_normal(s).astype(np.float32) for s in ((6, 1, 5, 5), (6,), (120, 400))]
+        arrays.append(rng.standard_normal((3, 4)).astype(np.float16))
+        params = [engine.nn.Parameter(engine.tensor(a)) for a in arrays]
+        params.append(engine.nn.Parameter(engine.tensor(rng.standard_normal((5, 7)).astype(np.float32)).t()))
+        grads = [rng.standard_normal(p.shape).astype(p.detach().numpy().dtype) for p in params]
+        for p, g in zip(params, grads):
+            p.grad = engine.tensor(g)
+        expected = [p.detach().numpy() - p.detach().numpy().dtype.type(0.9) * g for p, g in zip(params, grads)]
+        versions = [p._version for p in params]
+        optim.SGD(params, lr=0.9).step()
+        for p, e, v in zip(params, expected, versions):
+            np.testing.assert_array_equal(p.detach().numpy(), e)
+            assert p._version == v + 1
+    finally:
+        engine.set_backend(previous)

@@ -1,4 +1,5 @@
 from engine import autograd
+from engine.backend import backend_for
 from engine.optim.optimizer import Optimizer
 
 
@@ -18,8 +19,12 @@ class SGD(Optimizer):
 
     @autograd.no_grad()
     def step(self):
+        plain = set()
+        for group in self.param_groups:
+            if not (group["momentum"] or group["weight_decay"]):
+                plain.update(id(p) for p in self._plain_update(group))
         for group, p in self._params():
-            if p.grad is None:
+            if p.grad is None or id(p) in plain:
                 continue
             g = p.grad._data
             if group["weight_decay"]:
@@ -35,3 +40,20 @@ class SGD(Optimizer):
                     buf += (1 - group["dampening"]) * g
                 g = g + momentum * buf if group["nesterov"] else buf
             p.sub_(group["lr"] * g)
+
+    @staticmethod
+    def _plain_update(group):
+        """p -= lr * g for the group's contiguous parameters, one backend ``sgd_step`` call per
+        (backend, dtype); returns the parameters it updated (the rest take the general loop)."""
+        batches = {}
+        for p in group["params"]:
+            if p.grad is not None and p._data.flags.c_contiguous:
+                batches.setdefault((id(backend_for(p._data)), p.dtype), []).append(p)
+        for params in batches.values():
+            backend_for(params[0]._data).sgd_step(
+                tuple(p._data.reshape(-1) for p in params),
+                tuple(p.grad._data.reshape(-1) if p.grad._data.flags.c_contiguous else p.grad._data.ravel()
+                      for p in params), group["lr"])
+            for p in params:
+                p._version_counter.bump()
+        return [p for params in batches.values() for p in params]

@@ -14,8 +14,9 @@ from kernels.contract import KERNELS, export
 from kernels.numba_cpu import activation, conv, loss, memory, pool, threads  # noqa: F401  (memory: on import)
 from kernels.numba_cpu import adaptive_pool, batchnorm, dropout  # the modern CNNs' kernels
 from kernels.numba_cpu import conv_fused  # LeNet's conv + sigmoid + pool blocks in one pass each way
+from kernels.numba_cpu import optim  # the SGD update of all parameters in one call
 from kernels.numba_cpu.half import via_float32
 
 export(globals(), "numba", numpy, (activation, conv, loss, pool, threads, adaptive_pool, batchnorm, dropout,
-                                conv_fused))
+                                conv_fused, optim))
 globals().update({name: via_float32(globals()[name]) for name in KERNELS})
