@@ -2,9 +2,9 @@
 
 Each thread runs 8 independent fused multiply-add chains of 8 steps over its own row of 2048
 floats (8 KiB: in L1), vectorised across the row, so nothing waits on memory or on one chain's
-latency; the best of 5 runs counts 2 FLOP per multiply-add (the 15 other operations per element
+latency; the best of 30 runs (5 ms each) counts 2 FLOP per multiply-add (the 15 other operations per element
 are not counted, so the figure errs low). On the project's 2-core AMD EPYC (Zen 4), 2 threads:
-about 200 GFLOP/s, above the 166 that 32 FLOP/cycle at the nominal 2.6 GHz gives (it boosts).
+210-233 GFLOP/s, above the 166 that 32 FLOP/cycle at the nominal 2.6 GHz gives (it boosts).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _fma_chains(buf, reps, a, b):
                 row[i] = ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7))
 
 
-def peak_gflops(threads: int, reps: int = 2000, runs: int = 5) -> float:
+def peak_gflops(threads: int, reps: int = 2000, runs: int = 30) -> float:
     """The float32 FMA throughput of ``threads`` Numba threads, in GFLOP/s."""
     previous = numba.get_num_threads()
     numba.set_num_threads(threads)
