@@ -258,6 +258,21 @@ class Tensor(autograd.Variable):
         self._version_counter.bump()
         return self
 
+    @staticmethod
+    def _write_flat_in_place(tensors, write) -> None:
+        """``write(arrays)`` writes into the 1-D views of ``tensors``' arrays (C-contiguous ones only) under
+        ``no_grad``, then each memory's version is bumped: an optimizer's one kernel over many parameters."""
+        if autograd.is_grad_enabled():
+            raise RuntimeError("_write_flat_in_place: only under no_grad (an optimizer step)")
+        arrays = []
+        for t in tensors:
+            if not t._data.flags.c_contiguous:
+                raise ValueError(f"_write_flat_in_place: a tensor of shape {tuple(t.shape)} is not contiguous")
+            arrays.append(t._data.reshape(-1))
+        write(tuple(arrays))
+        for t in tensors:
+            t._version_counter.bump()
+
     # ------------------------------------------------------------------ arithmetic
     def _operand(self, other, op):
         """``other`` as a Tensor on self's device; a python scalar takes self's dtype when it fits."""

@@ -159,3 +159,11 @@ def test_plain_sgd_updates_every_parameter_in_one_call_as_p_minus_lr_g(name):
             assert p._version == v + 1
     finally:
         engine.set_backend(previous)
+
+
+def test_flat_writes_need_no_grad_and_contiguous_tensors():
+    t = engine.zeros(3, 4)
+    with pytest.raises(RuntimeError, match="only under no_grad"):
+        engine.Tensor._write_flat_in_place([t], lambda arrays: None)
+    with engine.no_grad(), pytest.raises(ValueError, match=r"shape \(4, 3\) is not contiguous"):
+        engine.Tensor._write_flat_in_place([t.t()], lambda arrays: None)

@@ -1,6 +1,7 @@
 from engine import autograd
 from engine.backend import backend_for
 from engine.optim.optimizer import Optimizer
+from engine.tensor import Tensor
 
 
 class SGD(Optimizer):
@@ -50,10 +51,7 @@ class SGD(Optimizer):
             if p.grad is not None and p._data.flags.c_contiguous:
                 batches.setdefault((id(backend_for(p._data)), p.dtype), []).append(p)
         for params in batches.values():
-            backend_for(params[0]._data).sgd_step(
-                tuple(p._data.reshape(-1) for p in params),
-                tuple(p.grad._data.reshape(-1) if p.grad._data.flags.c_contiguous else p.grad._data.ravel()
-                      for p in params), group["lr"])
-            for p in params:
-                p._version_counter.bump()
+            grads = tuple(p.grad._data.ravel() for p in params)  # a view, or a copy of a strided grad
+            step = backend_for(params[0]._data).sgd_step
+            Tensor._write_flat_in_place(params, lambda arrays, step=step, grads=grads: step(arrays, grads, group["lr"]))
         return [p for params in batches.values() for p in params]
