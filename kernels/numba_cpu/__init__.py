@@ -5,6 +5,9 @@ unfolded buffer) and ``'im2col'`` (Numba unfolds, BLAS multiplies, in workspace-
 Kernels are compiled on first use and cached on disk (``cache=True``), so later processes start
 fast. :func:`set_num_threads` sets Numba's and BLAS's thread counts together. Numba has no
 float16 arithmetic: float16 arrays are computed in float32 and rounded back (see ``half.py``).
+Optional kernels: the fused conv + activation + 2x2 average pool (``conv_fused.py``) and the SGD
+update of a whole parameter group (``optim.py``). Importing it sets glibc's malloc to keep freed
+large blocks (``memory.py``).
 """
 from __future__ import annotations
 
