@@ -167,3 +167,13 @@ def test_flat_writes_need_no_grad_and_contiguous_tensors():
         engine.Tensor._write_flat_in_place([t], lambda arrays: None)
     with engine.no_grad(), pytest.raises(ValueError, match=r"shape \(4, 3\) is not contiguous"):
         engine.Tensor._write_flat_in_place([t.t()], lambda arrays: None)
+
+
+def test_plain_sgd_with_a_hand_set_grad_of_another_dtype_takes_the_general_loop():
+    p = engine.nn.Parameter(engine.ones(3))
+    q = engine.nn.Parameter(engine.ones(2))
+    p.grad, q.grad = engine.tensor(np.full(3, 0.5)), engine.tensor(np.full(2, 0.25, np.float32))  # float64, float32
+    optim.SGD([p, q], lr=2.0).step()
+    np.testing.assert_array_equal(p.detach().numpy(), np.zeros(3, np.float32))
+    np.testing.assert_array_equal(q.detach().numpy(), np.full(2, 0.5, np.float32))
+    assert p.dtype == engine.float32

@@ -45,10 +45,12 @@ class SGD(Optimizer):
     @staticmethod
     def _plain_update(group):
         """p -= lr * g for the group's contiguous parameters, one backend ``sgd_step`` call per
-        (backend, dtype); returns the parameters it updated (the rest take the general loop)."""
+        (backend, dtype); returns the parameters it updated (the rest, e.g. one given a grad of another
+        dtype by hand, take the general loop)."""
         batches = {}
         for p in group["params"]:
-            if p.grad is not None and p._data.flags.c_contiguous:
+            g = p.grad
+            if g is not None and p._data.flags.c_contiguous and g.dtype == p.dtype and g.device == p.device:
                 batches.setdefault((id(backend_for(p._data)), p.dtype), []).append(p)
         for params in batches.values():
             grads = tuple(p.grad._data.ravel() for p in params)  # a view, or a copy of a strided grad
