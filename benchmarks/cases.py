@@ -165,7 +165,7 @@ def fused_cases() -> List[Case]:
         w = (rng.standard_normal((shape.o, shape.c, shape.k, shape.k)) * 0.1).astype(DTYPE)
         b = rng.standard_normal(shape.o).astype(DTYPE)
         pad = (shape.p, shape.p)
-        y, saved = nb.fused_conv_act_pool_forward(x, w, b, pad, "sigmoid", True)
+        y, saved, _ = nb.fused_conv_act_pool_forward(x, w, b, pad, "sigmoid", True)
         gy = rng.standard_normal(y.shape).astype(DTYPE)
         tgy = torch.from_numpy(gy)
         out = shape.hw + 2 * shape.p - shape.k + 1

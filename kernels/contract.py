@@ -120,8 +120,11 @@ CONTRACT = (
     # fused conv (stride 1, no dilation or groups) + bias + activation ('sigmoid', 'relu' or 'tanh') + 2x2
     # average pooling of an even conv output; ``saved`` is opaque (None unless keep); a backend without them
     # runs the unfused kernels above (the engine asks ``provides`` first)
+    # x_layout: x in the backend's own input layout, as an earlier call's next layout returned it (or None);
+    # next_padding (ph, pw) or None asks for y in the layout of a next fused conv with that padding
     Capability("fused_conv_act_pool_forward", "(x (N,C,H,W), w (O,C,KH,KW), b (O,) or None, padding, activation,"
-               " keep) -> (y (N,O,OH/2,OW/2) = avg_pool2d(act(conv2d(x, w, b)), 2), saved)", not_provided),
+               " keep, x_layout=None, next_padding=None) -> (y (N,O,OH/2,OW/2) = avg_pool2d(act(conv2d(x, w, b)),"
+               " 2), saved, next layout or None)", not_provided),
     Capability("fused_conv_act_pool_backward", "(gy (N,O,OH/2,OW/2), w, saved, input_hw, padding, activation,"
                " needs (3 bools)) -> (gx, gw, gb), None where not needed", not_provided),
 )

@@ -17,7 +17,7 @@ import reference
 from engine import nn
 from engine.functions.fused import ConvActPool
 from kernels.contract import provides
-from kernels.numba_cpu import conv_fused
+from kernels.numba_cpu import conv_direct, conv_fused
 
 # (N, C, O, H, W, K, padding): LeNet's two blocks, odd channel counts, a non-square input, O > 4
 SHAPES = [(256, 1, 6, 28, 28, 5, 2), (32, 6, 16, 14, 14, 5, 0), (3, 2, 5, 10, 12, 3, 1), (2, 3, 9, 6, 6, 1, 0)]
@@ -53,7 +53,7 @@ def _inputs(shape, dtype, seed=0):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_fused_kernels_reproduce_the_unfused_ones(shape, act, dtype):
     x, w, b, padding, gy = _inputs(shape, dtype)
-    y, saved = conv_fused.fused_conv_act_pool_forward(x, w, b, padding, act, True)
+    y, saved, _ = conv_fused.fused_conv_act_pool_forward(x, w, b, padding, act, True)
     gx, gw, gb = conv_fused.fused_conv_act_pool_backward(gy, w, saved, x.shape[2:], padding, act,
                                                          (True, True, True))
     ry, rgx, rgw, rgb = _unfused(x, w, b, padding, act, gy)
@@ -66,11 +66,11 @@ def test_fused_kernels_reproduce_the_unfused_ones(shape, act, dtype):
 
 def test_fused_kernels_without_bias_keep_or_needs():
     x, w, _, padding, gy = _inputs(SHAPES[2], np.float64)
-    y, saved = conv_fused.fused_conv_act_pool_forward(x, w, None, padding, "relu", False)
+    y, saved, _ = conv_fused.fused_conv_act_pool_forward(x, w, None, padding, "relu", False)
     assert saved is None
     ry = _unfused(x, w, np.zeros(w.shape[0]), padding, "relu", gy)[0]
     np.testing.assert_array_equal(y, ry)
-    _, saved = conv_fused.fused_conv_act_pool_forward(x, w, None, padding, "relu", True)
+    _, saved, _ = conv_fused.fused_conv_act_pool_forward(x, w, None, padding, "relu", True)
     gx, gw, gb = conv_fused.fused_conv_act_pool_backward(gy, w, saved, x.shape[2:], padding, "relu",
                                                          (False, True, False))
     assert gx is None and gb is None and gw.shape == w.shape
@@ -245,3 +245,40 @@ def test_fused_output_matches_torch_sequential_in_float64():
     for (name, p), (_, q) in zip(enet.named_parameters(), tnet.named_parameters()):
         assert_close(p.grad, q.grad, DTYPES[1], name)
     assert to_numpy(ey).shape == (3, 5, 4, 4)
+
+
+@pytest.mark.parametrize("next_padding", [(0, 0), (1, 2)])
+def test_the_next_layout_is_the_next_convs_own_padded_copy(next_padding):
+    x, w, b, padding, _ = _inputs(SHAPES[1], np.float32)
+    y, _, layout = conv_fused.fused_conv_act_pool_forward(x, w, b, padding, "sigmoid", False,
+                                                          next_padding=next_padding)
+    kernel = (3, 3)
+    expected = conv_direct._padded_input(y, kernel, next_padding, (1, 1), (1, 1))
+    np.testing.assert_array_equal(layout, expected)
+    w2 = (np.random.default_rng(1).standard_normal((4, w.shape[0]) + kernel) * 0.3).astype(np.float32)
+    handed = conv_fused.fused_conv_act_pool_forward(y, w2, None, next_padding, "relu", True, x_layout=layout)
+    plain = conv_fused.fused_conv_act_pool_forward(y, w2, None, next_padding, "relu", True)
+    np.testing.assert_array_equal(handed[0], plain[0])
+    np.testing.assert_array_equal(handed[1].x, plain[1].x)
+
+
+def test_a_second_fused_block_reads_the_first_ones_layout_instead_of_copying(monkeypatch, fusion_restored):
+    copies = []
+    real = conv_direct._padded_input
+    monkeypatch.setattr(conv_direct, "_padded_input", lambda *a: copies.append(a[0].shape) or real(*a))
+    net = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.Sigmoid(), nn.AvgPool2d(2),
+                        nn.Conv2d(6, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten())
+    x = engine.tensor(np.random.default_rng(0).random((4, 1, 12, 12), np.float32), requires_grad=True)
+    out = net(x)
+    assert copies == [(4, 1, 12, 12)]  # only the first block's input was copied into its layout
+    out.sum().backward()
+    grads = [x.grad.numpy()] + [p.grad.numpy() for p in net.parameters()]
+    engine.set_fusion(False)
+    x2 = engine.tensor(x.detach().numpy(), requires_grad=True)
+    for p in net.parameters():
+        p.grad = None
+    plain = net(x2)
+    assert_values_close(to_numpy(out), to_numpy(plain), 1e-6, 1e-6, "output")
+    plain.sum().backward()
+    for g, h in zip(grads, [x2.grad.numpy()] + [p.grad.numpy() for p in net.parameters()]):
+        assert_values_close(g, h, 1e-5, 1e-6, "gradient")

@@ -88,8 +88,15 @@ def _fits(conv: Conv2d, x) -> bool:
     return provides(backend_for(x._data), "fused_conv_act_pool_forward")
 
 
-def run_fused(conv: Conv2d, activation: str, x):
-    """The fused run on ``x``, or None when ``x`` does not fit it."""
+def run_fused(conv: Conv2d, activation: str, x, x_layout=None, next_conv: Optional[Conv2d] = None):
+    """(output, next layout) of the fused run on ``x``, or None when ``x`` does not fit it.
+
+    ``x_layout``: the previous fused run's next layout, when ``x`` is that run's output; with
+    ``next_conv`` (the conv of the fusable run that follows) the kernel also writes the output in
+    the layout that conv reads, so it need not copy it (see ``kernels/numba_cpu/conv_fused.py``).
+    """
     if not _fits(conv, x):
         return None
-    return ConvActPool.apply(x, conv.weight, conv.bias, conv.padding, activation)
+    handoff = {"x_layout": x_layout, "next_padding": None if next_conv is None else next_conv.padding}
+    output = ConvActPool.apply(x, conv.weight, conv.bias, conv.padding, activation, handoff=handoff)
+    return output, handoff["next_layout"]

@@ -49,9 +49,11 @@ def _activate_row(row, op):
 
 
 @njit(parallel=True, cache=True)
-def _forward(xtp, wmat, bias, y, act, kh_, kw_, op, fast_sigmoid, keep):
+def _forward(xtp, wmat, bias, y, act, nxt, pad_h, pad_w, kh_, kw_, op, fast_sigmoid, keep, hand_on):
     """xtp (C, Hp, Wp, N) padded for every tap, wmat (Op, C*KH*KW), bias (Op,) -> fills
-    y (N, O, OH/2, OW/2) and, if keep, act (O, OH, OW*N) = op(conv + bias), batch innermost."""
+    y (N, O, OH/2, OW/2); if keep, act (O, OH, OW*N) = op(conv + bias), batch innermost; if hand_on,
+    the interior of nxt (O, OH/2 + 2*pad_h, OW/2 + 2*pad_w, N) with y's values (the next fused conv's
+    padded input; its border is the caller's)."""
     c_, hp, wp, n = xtp.shape
     o_, ph_, pw_ = y.shape[1], y.shape[2], y.shape[3]
     m = (wp - kw_ + 1) * n  # one output row: OW positions, batch innermost
@@ -86,8 +88,10 @@ def _forward(xtp, wmat, bias, y, act, kh_, kw_, op, fast_sigmoid, keep):
             for q in range(pw_):
                 j = 2 * q * n
                 for b in range(n):  # the pool's own order: the top pair, then the bottom pair
-                    y[b, r0 + i, p, q] = (((top[j + b] + top[j + n + b]) + bottom[j + b])
-                                          + bottom[j + n + b]) * quarter
+                    v = (((top[j + b] + top[j + n + b]) + bottom[j + b]) + bottom[j + n + b]) * quarter
+                    y[b, r0 + i, p, q] = v
+                    if hand_on:
+                        nxt[r0 + i, pad_h + p, pad_w + q, b] = v
 
 
 @njit(parallel=True, cache=True, fastmath=_FAST)
@@ -128,13 +132,19 @@ class Saved:
     act: np.ndarray
 
 
-def fused_conv_act_pool_forward(x, w, b, padding, activation, keep):
+def fused_conv_act_pool_forward(x, w, b, padding, activation, keep, x_layout=None, next_padding=None):
     """avg_pool2d(act(conv2d(x, w, b, stride 1, padding)), 2): x (N, C, H, W), w (O, C, KH, KW),
-    b (O,) or None, activation 'sigmoid' | 'relu' | 'tanh' -> (y (N, O, OH/2, OW/2), Saved or None
-    when not keep)."""
+    b (O,) or None, activation 'sigmoid' | 'relu' | 'tanh'
+    -> (y (N, O, OH/2, OW/2), Saved or None when not keep, next layout or None).
+
+    ``x_layout``: x already in this conv's padded batch-innermost layout, as a previous call's next
+    layout (else it is made from x). ``next_padding`` (ph, pw): also return y in that layout for a
+    next fused conv with that padding, (O, OH/2 + 2ph, OW/2 + 2pw, N), saving that conv the copy.
+    """
     o, c, kh, kw = w.shape
     x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
-    xtp = conv_direct._padded_input(x, (kh, kw), padding, NO_STRIDE, NO_STRIDE)
+    xtp = x_layout if x_layout is not None else conv_direct._padded_input(x, (kh, kw), padding, NO_STRIDE,
+                                                                          NO_STRIDE)
     oh, ow = xtp.shape[1] - kh + 1, xtp.shape[2] - kw + 1
     n = x.shape[0]
     y = np.empty((n, o, oh // 2, ow // 2), x.dtype)
@@ -144,8 +154,12 @@ def fused_conv_act_pool_forward(x, w, b, padding, activation, keep):
     if b is not None:
         bias[:o] = b
     op = ACTIVATIONS[activation]
-    _forward(xtp, wmat, bias, y, act, kh, kw, op, op == SIGMOID and x.dtype == np.float32, keep)
-    return y, (Saved(xtp, act) if keep else None)
+    ph, pw = (0, 0) if next_padding is None else next_padding
+    shape = (o, oh // 2 + 2 * ph, ow // 2 + 2 * pw, n) if next_padding is not None else (1, 1, 1, 1)
+    nxt = np.zeros(shape, x.dtype) if ph or pw else np.empty(shape, x.dtype)  # the border is zero padding
+    _forward(xtp, wmat, bias, y, act, nxt, ph, pw, kh, kw, op, op == SIGMOID and x.dtype == np.float32, keep,
+             next_padding is not None)
+    return y, (Saved(xtp, act) if keep else None), (nxt if next_padding is not None else None)
 
 
 def fused_conv_act_pool_backward(gy, w, saved, input_hw, padding, activation, needs):

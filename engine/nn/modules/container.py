@@ -42,14 +42,17 @@ class Sequential(Module):
     def forward(self, input):
         """Each module in turn; a conv-activation-pool run may go as one fused kernel (engine.nn.fusion)."""
         modules = list(self._modules.values())
-        i = 0
+        i, layout = 0, None  # layout: the last fused run's output in the next fused conv's input layout
         while i < len(modules):
             run = fusion.fusable_run(modules, i)
-            output = None if run is None else fusion.run_fused(*run, input)
-            if output is None:
-                input, i = modules[i](input), i + 1
+            fused = None
+            if run is not None:
+                after = fusion.fusable_run(modules, i + fusion.RUN_LENGTH)
+                fused = fusion.run_fused(*run, input, layout, None if after is None else after[0])
+            if fused is None:
+                input, i, layout = modules[i](input), i + 1, None
             else:
-                input, i = output, i + fusion.RUN_LENGTH
+                (input, layout), i = fused, i + fusion.RUN_LENGTH
         return input
 
 
