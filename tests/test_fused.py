@@ -253,7 +253,7 @@ def test_the_next_layout_is_the_next_convs_own_padded_copy(next_padding):
     y, _, layout = conv_fused.fused_conv_act_pool_forward(x, w, b, padding, "sigmoid", False,
                                                           next_padding=next_padding)
     kernel = (3, 3)
-    expected = conv_direct._padded_input(y, kernel, next_padding, (1, 1), (1, 1))
+    expected = conv_direct.padded_input(y, kernel, next_padding, (1, 1), (1, 1))
     np.testing.assert_array_equal(layout, expected)
     w2 = (np.random.default_rng(1).standard_normal((4, w.shape[0]) + kernel) * 0.3).astype(np.float32)
     handed = conv_fused.fused_conv_act_pool_forward(y, w2, None, next_padding, "relu", True, x_layout=layout)
@@ -264,8 +264,8 @@ def test_the_next_layout_is_the_next_convs_own_padded_copy(next_padding):
 
 def test_a_second_fused_block_reads_the_first_ones_layout_instead_of_copying(monkeypatch, fusion_restored):
     copies = []
-    real = conv_direct._padded_input
-    monkeypatch.setattr(conv_direct, "_padded_input", lambda *a: copies.append(a[0].shape) or real(*a))
+    real = conv_direct.padded_input
+    monkeypatch.setattr(conv_direct, "padded_input", lambda *a: copies.append(a[0].shape) or real(*a))
     net = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.Sigmoid(), nn.AvgPool2d(2),
                         nn.Conv2d(6, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten())
     x = engine.tensor(np.random.default_rng(0).random((4, 1, 12, 12), np.float32), requires_grad=True)

@@ -226,7 +226,7 @@ def _forward(xtp, wmat, bias, y, kh_, kw_, sh, sw, dh, dw):
 
 
 @njit(parallel=True, cache=True)
-def _backward_input_gather(gyt, wmat, gx, kh_, kw_, sh, sw, ph, pw, dh, dw):
+def backward_input_gather_into(gyt, wmat, gx, kh_, kw_, sh, sw, ph, pw, dh, dw):
     """gyt (Op, OH, OW, N), wmat (Cp, O*KH*KW) -> fills gx (N, C, H, W), for any geometry: each
     input position gathers the output positions whose window covered it (taps that fall between
     strided outputs or outside the output are skipped)."""
@@ -330,7 +330,7 @@ def _dot2x4(g0, g1, x0, x1, x2, x3, m, acc):
 
 
 @njit(parallel=True, cache=True)
-def _backward_weight(gyt, xtp, gw, sh, sw, dh, dw):
+def backward_weight_into(gyt, xtp, gw, sh, sw, dh, dw):
     """gyt (Op, OH, OW, N), Op a multiple of 4; xtp (C, Hp, Wp, N) the zero-padded input, so every
     tap lands inside it -> fills gw (O, C, KH, KW).
 
@@ -384,7 +384,7 @@ class Layouts:
     gy: np.ndarray | None = None
 
 
-def _padded_input(x, kernel_hw, padding, dilation, stride):
+def padded_input(x, kernel_hw, padding, dilation, stride):
     """x (N, C, H, W) -> (C, Hp, Wp, N), padded just enough for every tap of every output
     (a negative padding crops)."""
     out_hw = conv2d_out_hw(x.shape[2:], kernel_hw, stride, padding, dilation)
@@ -401,7 +401,7 @@ def forward(x, w, b, stride, padding, dilation):
     """x (N, C, H, W), w (O, C, KH, KW), b (O,) or None
     -> (y (N, O, OH, OW), Layouts with x's copy, workspace bytes)."""
     o, c, kh, kw = w.shape
-    xtp = _padded_input(x, (kh, kw), padding, dilation, stride)
+    xtp = padded_input(x, (kh, kw), padding, dilation, stride)
     oh, ow = conv2d_out_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
     y = np.empty((x.shape[0], o, oh, ow), x.dtype)
     wmat = padded_rows(w.reshape(o, c * kh * kw))
@@ -422,7 +422,7 @@ def backward_input(gy, w, input_hw, stride, padding, dilation, layouts):
     gx = np.empty((gy.shape[0], c) + tuple(input_hw), gy.dtype)
     gyt = _batch_inner_gradient(gy)
     wmat = padded_rows(np.ascontiguousarray(w.transpose(1, 0, 2, 3)).reshape(c, o * kh * kw))
-    _backward_input_gather(gyt, wmat, gx, kh, kw, *stride, *padding, *dilation)
+    backward_input_gather_into(gyt, wmat, gx, kh, kw, *stride, *padding, *dilation)
     return gx, replace(layouts, gy=gyt), gyt.nbytes + wmat.nbytes
 
 
@@ -431,7 +431,7 @@ def backward_weight(gy, x, kernel_hw, stride, padding, dilation, layouts):
     -> (gw (O, C, KH, KW), workspace bytes)."""
     o = gy.shape[1]
     gyt = _batch_inner_gradient(gy) if layouts.gy is None else layouts.gy
-    xtp = _padded_input(x, kernel_hw, padding, dilation, stride) if layouts.x is None else layouts.x
+    xtp = padded_input(x, kernel_hw, padding, dilation, stride) if layouts.x is None else layouts.x
     gw = np.empty((o, x.shape[1]) + tuple(kernel_hw), gy.dtype)
-    _backward_weight(gyt, xtp, gw, *stride, *dilation)
+    backward_weight_into(gyt, xtp, gw, *stride, *dilation)
     return gw, gyt.nbytes + xtp.nbytes

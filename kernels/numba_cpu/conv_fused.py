@@ -143,7 +143,7 @@ def fused_conv_act_pool_forward(x, w, b, padding, activation, keep, x_layout=Non
     """
     o, c, kh, kw = w.shape
     x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
-    xtp = x_layout if x_layout is not None else conv_direct._padded_input(x, (kh, kw), padding, NO_STRIDE,
+    xtp = x_layout if x_layout is not None else conv_direct.padded_input(x, (kh, kw), padding, NO_STRIDE,
                                                                           NO_STRIDE)
     oh, ow = xtp.shape[1] - kh + 1, xtp.shape[2] - kw + 1
     n = x.shape[0]
@@ -175,10 +175,10 @@ def fused_conv_act_pool_backward(gy, w, saved, input_hw, padding, activation, ne
     if needs[0]:
         gx = np.empty((n, c) + tuple(input_hw), gy.dtype)
         wmat = padded_rows(np.ascontiguousarray(w.transpose(1, 0, 2, 3)).reshape(c, o * kh * kw))
-        conv_direct._backward_input_gather(gyt, wmat, gx, kh, kw, 1, 1, *padding, 1, 1)
+        conv_direct.backward_input_gather_into(gyt, wmat, gx, kh, kw, 1, 1, *padding, 1, 1)
     if needs[1]:
         gw = np.empty((o, c, kh, kw), gy.dtype)
-        conv_direct._backward_weight(gyt, saved.x, gw, 1, 1, 1, 1)
+        conv_direct.backward_weight_into(gyt, saved.x, gw, 1, 1, 1, 1)
     if needs[2]:
         gb = gb_lanes.sum(axis=(1, 2))
     return gx, gw, gb
