@@ -51,9 +51,10 @@ class SGD(Optimizer):
         for p in group["params"]:
             g = p.grad
             if g is not None and p._data.flags.c_contiguous and g.dtype == p.dtype and g.device == p.device:
-                batches.setdefault((id(backend_for(p._data)), p.dtype), []).append(p)
-        for params in batches.values():
+                backend = backend_for(p._data)
+                batches.setdefault((backend.NAME, p.dtype), (backend, []))[1].append(p)
+        for backend, params in batches.values():
             grads = tuple(p.grad._data.ravel() for p in params)  # a view, or a copy of a strided grad
-            step = backend_for(params[0]._data).sgd_step
+            step = backend.sgd_step
             Tensor._write_flat_in_place(params, lambda arrays, step=step, grads=grads: step(arrays, grads, group["lr"]))
-        return [p for params in batches.values() for p in params]
+        return [p for _, params in batches.values() for p in params]

@@ -43,16 +43,17 @@ class Sequential(Module):
         """Each module in turn; a conv-activation-pool run may go as one fused kernel (engine.nn.fusion)."""
         modules = list(self._modules.values())
         i, layout = 0, None  # layout: the last fused run's output in the next fused conv's input layout
+        run = fusion.fusable_run(modules, 0)
         while i < len(modules):
-            run = fusion.fusable_run(modules, i)
-            fused = None
+            fused = after = None
             if run is not None:
                 after = fusion.fusable_run(modules, i + fusion.RUN_LENGTH)
                 fused = fusion.run_fused(*run, input, layout, None if after is None else after[0])
             if fused is None:
                 input, i, layout = modules[i](input), i + 1, None
+                run = fusion.fusable_run(modules, i)
             else:
-                (input, layout), i = fused, i + fusion.RUN_LENGTH
+                (input, layout), i, run = fused, i + fusion.RUN_LENGTH, after
         return input
 
 
