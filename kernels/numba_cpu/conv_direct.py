@@ -225,11 +225,46 @@ def _forward(xtp, wmat, bias, y, kh_, kw_, sh, sw, dh, dw):
                     y[b, r0 + i, oh, ow] = row[ow * n + b]
 
 
+@njit(cache=True)
+def _covering_taps(ih, iw, oh_, ow_, n, o_, kh_, kw_, sh, sw, ph, pw, dh, dw, wmat, r0, toff, wsel):
+    """Fills toff/wsel with the taps whose window covers input position (ih, iw): the offset of
+    each covering output position's run of N in gyt, and the 4 channels' weights of that tap.
+    Returns the tap count (taps between strided outputs or outside the output are skipped)."""
+    nt = 0
+    for o in range(o_):
+        for kh in range(kh_):
+            th = ih + ph - kh * dh  # = oh * sh for the output row this tap came from
+            if th < 0 or th % sh != 0 or th // sh >= oh_:
+                continue
+            for kw in range(kw_):
+                tw = iw + pw - kw * dw
+                if tw < 0 or tw % sw != 0 or tw // sw >= ow_:
+                    continue
+                toff[nt] = ((o * oh_ + th // sh) * ow_ + tw // sw) * n
+                for i in range(BLOCK):
+                    wsel[i, nt] = wmat[r0 + i, (o * kh_ + kh) * kw_ + kw]
+                nt += 1
+    return nt
+
+
+@njit(cache=True)
+def _same_width_taps(iw, jw, ow_, pw, kw_, dw):
+    """With width stride 1: whether input columns iw and jw are covered by the same kernel columns
+    (then jw's taps are iw's, each shifted jw - iw output columns)."""
+    for kw in range(kw_):
+        if (0 <= iw + pw - kw * dw < ow_) != (0 <= jw + pw - kw * dw < ow_):
+            return False
+    return True
+
+
 @njit(parallel=True, cache=True)
 def backward_input_gather_into(gyt, wmat, gx, kh_, kw_, sh, sw, ph, pw, dh, dw):
     """gyt (Op, OH, OW, N), wmat (Cp, O*KH*KW) -> fills gx (N, C, H, W), for any geometry: each
-    input position gathers the output positions whose window covered it (taps that fall between
-    strided outputs or outside the output are skipped)."""
+    input position gathers the output positions whose window covered it.
+
+    With width stride 1, a run of input columns covered by the same kernel columns (all the
+    interior ones) reads consecutive output columns, one contiguous run of L*N values per tap:
+    one gather over the whole run instead of L short ones (the same sums, in the same order)."""
     oh_, ow_, n = gyt.shape[1], gyt.shape[2], gyt.shape[3]
     o_ = wmat.shape[1] // (kh_ * kw_)  # gyt may hold extra zero channels past O
     c_, h_, w_ = gx.shape[1], gx.shape[2], gx.shape[3]
@@ -237,29 +272,28 @@ def backward_input_gather_into(gyt, wmat, gx, kh_, kw_, sh, sw, ph, pw, dh, dw):
     nblocks = wmat.shape[0] // BLOCK
     for task in prange(nblocks * h_):
         r0, ih = (task % nblocks) * BLOCK, task // nblocks  # see INTERLEAVED
-        tile = np.zeros((BLOCK, w_, n), gyt.dtype)
+        tile = np.zeros((BLOCK, w_ * n), gyt.dtype)
         toff = np.empty(o_ * kh_ * kw_, np.int64)
         wsel = np.empty((BLOCK, o_ * kh_ * kw_), gyt.dtype)
-        for iw in range(w_):
-            nt = 0
-            for o in range(o_):
-                for kh in range(kh_):
-                    th = ih + ph - kh * dh  # = oh * sh for the output row this tap came from
-                    if th < 0 or th % sh != 0 or th // sh >= oh_:
-                        continue
-                    for kw in range(kw_):
-                        tw = iw + pw - kw * dw
-                        if tw < 0 or tw % sw != 0 or tw // sw >= ow_:
-                            continue
-                        toff[nt] = ((o * oh_ + th // sh) * ow_ + tw // sw) * n
-                        for i in range(BLOCK):
-                            wsel[i, nt] = wmat[r0 + i, (o * kh_ + kh) * kw_ + kw]
-                        nt += 1
-            gather(src, 0, n, toff, nt, wsel, 0, c_ - r0, tile[0, iw], tile[1, iw], tile[2, iw], tile[3, iw])
+        iw = 0
+        while iw < w_:
+            run = 1
+            if sw == 1:
+                while iw + run < w_ and _same_width_taps(iw, iw + run, ow_, pw, kw_, dw):
+                    run += 1
+            nt = _covering_taps(ih, iw, oh_, ow_, n, o_, kh_, kw_, sh, sw, ph, pw, dh, dw, wmat, r0, toff, wsel)
+            start, m = iw * n, run * n
+            for j0 in range(0, m, PIECE):
+                j1 = min(m, j0 + PIECE)
+                t0, t1 = start + j0, start + j1
+                gather(src, j0, j1 - j0, toff, nt, wsel, 0, c_ - r0, tile[0, t0:t1], tile[1, t0:t1],
+                       tile[2, t0:t1], tile[3, t0:t1])
+            iw += run
         for i in range(min(BLOCK, c_ - r0)):
+            row = tile[i]
             for b in range(n):
                 for iw in range(w_):
-                    gx[b, r0 + i, ih, iw] = tile[i, iw, b]
+                    gx[b, r0 + i, ih, iw] = row[iw * n + b]
 
 
 @njit(cache=True, fastmath=_DOT)
