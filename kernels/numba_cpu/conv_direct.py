@@ -34,6 +34,7 @@ _FMA = {"contract"}
 _DOT = {"contract", "reassoc"}
 BLOCK = 4  # output channels per pass; weight matrices are zero-padded to a multiple of it
 PIECE = 1024  # elements of a row run per pass: 4 accumulator rows of it stay in L1
+TASKS = 16  # backward-weight splits output rows into chunks until it has about this many tasks
 # INTERLEAVED: tasks run block-fastest (task % nblocks), because prange hands each thread one
 # contiguous range of tasks: block-slowest, one thread got all of a last, half-empty block's
 # cheap tasks (gather2) and finished early.
@@ -369,8 +370,11 @@ def backward_weight_into(gyt, xtp, gw, sh, sw, dh, dw):
     tap lands inside it -> fills gw (O, C, KH, KW).
 
     gw[o, c, kh, kw] = sum over (oh, ow) of dot(gyt[o, oh, ow], xtp[c, oh*sh + kh*dh, ow*sw + kw*dw]).
-    Each task takes 4 output channels x 4 taps (c, kh, kw); with stride 1 along the width a whole
-    output row is one contiguous run of OW*N values in both layouts.
+    Each task takes 4 output channels and a chunk of output rows, and per row runs over all taps
+    (c, kh, kw), 4 at a time, while that row's gradient and the input rows under it stay in cache
+    (LeNet's conv1, tap-block-outer, streamed its 3 MB gradient once per 4 taps); with stride 1
+    along the width a whole output row is one contiguous run of OW*N values in both layouts.
+    Rows are split into chunks only to make enough tasks; the chunks' sums are added up in order.
     """
     op, oh_, ow_, n = gyt.shape
     c_, hp, wp = xtp.shape[0], xtp.shape[1], xtp.shape[2]
@@ -380,30 +384,36 @@ def backward_weight_into(gyt, xtp, gw, sh, sw, dh, dw):
     g = gyt.reshape(op, oh_ * ow_ * n)
     xf = xtp.reshape(-1)
     runs, m = (1, ow_ * n) if sw == 1 else (ow_, n)
-    for task in prange((op // BLOCK) * ntap_blocks):
-        r0, k0 = (task // ntap_blocks) * BLOCK, (task % ntap_blocks) * BLOCK
-        offset = np.empty(BLOCK, np.int64)
-        for t in range(BLOCK):
-            k = min(k0 + t, ntaps - 1)  # past the last tap: repeat it, the sums are dropped
-            c, kh, kw = k // (kh_ * kw_), (k // kw_) % kh_, k % kw_
-            offset[t] = ((c * hp + kh * dh) * wp + kw * dw) * n
-        acc = np.zeros((BLOCK, BLOCK), gyt.dtype)
-        for oh in range(oh_):
+    offset = np.empty(ntap_blocks * BLOCK, np.int64)
+    for t in range(offset.size):
+        k = min(t, ntaps - 1)  # past the last tap: repeat it, the sums are dropped
+        c, kh, kw = k // (kh_ * kw_), (k // kw_) % kh_, k % kw_
+        offset[t] = ((c * hp + kh * dh) * wp + kw * dw) * n
+    nblocks = op // BLOCK
+    nchunks = min(oh_, -(-TASKS // nblocks))
+    chunks = np.zeros((nchunks, op, offset.size), gyt.dtype)  # each chunk's sums
+    for task in prange(nchunks * nblocks):
+        chunk, r0 = task // nblocks, (task % nblocks) * BLOCK
+        for oh in range(chunk * oh_ // nchunks, (chunk + 1) * oh_ // nchunks):
             for r in range(runs):
                 go = (oh * ow_ + r) * n
                 xo = (oh * sh * wp + r * sw) * n
-                o0, o1, o2, o3 = offset[0] + xo, offset[1] + xo, offset[2] + xo, offset[3] + xo
-                if o_ - r0 <= 2:  # no work on the zero channels that pad O to a multiple of 4
-                    _dot2x4(g[r0, go: go + m], g[r0 + 1, go: go + m], xf[o0: o0 + m],
-                            xf[o1: o1 + m], xf[o2: o2 + m], xf[o3: o3 + m], m, acc)
-                else:
-                    _dot4x4(g[r0, go: go + m], g[r0 + 1, go: go + m], g[r0 + 2, go: go + m],
-                            g[r0 + 3, go: go + m], xf[o0: o0 + m], xf[o1: o1 + m], xf[o2: o2 + m],
-                            xf[o3: o3 + m], m, acc)
-        for i in range(min(BLOCK, o_ - r0)):
-            for t in range(min(BLOCK, ntaps - k0)):
-                k = k0 + t
-                gw[r0 + i, k // (kh_ * kw_), (k // kw_) % kh_, k % kw_] = acc[i, t]
+                g0, g1 = g[r0, go: go + m], g[r0 + 1, go: go + m]
+                g2, g3 = g[r0 + 2, go: go + m], g[r0 + 3, go: go + m]
+                for k0 in range(0, offset.size, BLOCK):
+                    o0, o1, o2, o3 = offset[k0] + xo, offset[k0 + 1] + xo, offset[k0 + 2] + xo, offset[k0 + 3] + xo
+                    acc = chunks[chunk, r0: r0 + BLOCK, k0: k0 + BLOCK]
+                    if o_ - r0 <= 2:  # no work on the zero channels that pad O to a multiple of 4
+                        _dot2x4(g0, g1, xf[o0: o0 + m], xf[o1: o1 + m], xf[o2: o2 + m], xf[o3: o3 + m], m, acc)
+                    else:
+                        _dot4x4(g0, g1, g2, g3, xf[o0: o0 + m], xf[o1: o1 + m], xf[o2: o2 + m],
+                                xf[o3: o3 + m], m, acc)
+    for i in range(o_):
+        for k in range(ntaps):
+            total = gyt.dtype.type(0)
+            for chunk in range(nchunks):
+                total += chunks[chunk, i, k]
+            gw[i, k // (kh_ * kw_), (k // kw_) % kh_, k % kw_] = total
 
 
 @dataclass(frozen=True)
