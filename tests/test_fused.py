@@ -62,6 +62,15 @@ def test_fused_kernels_reproduce_the_unfused_ones(shape, act, dtype):
     np.testing.assert_array_equal(gw, rgw)
     tol = 1e-6 if dtype == np.float32 else 1e-14
     assert_values_close(gb, rgb, tol, tol, "bias gradient")
+    # a first layer (no gradient of x): the weight gradient from rows made on the fly, same bits
+    no_gx, first_gw, first_gb = conv_fused.fused_conv_act_pool_backward(gy, w, saved, x.shape[2:], padding, act,
+                                                                         (False, True, True))
+    assert no_gx is None
+    np.testing.assert_array_equal(first_gw, rgw)
+    np.testing.assert_array_equal(first_gb, gb)
+    only_gb = conv_fused.fused_conv_act_pool_backward(gy, w, saved, x.shape[2:], padding, act, (False, False, True))
+    assert only_gb[:2] == (None, None)
+    np.testing.assert_array_equal(only_gb[2], gb)
 
 
 def test_fused_kernels_without_bias_keep_or_needs():

@@ -34,7 +34,7 @@ _FMA = {"contract"}
 _DOT = {"contract", "reassoc"}
 BLOCK = 4  # output channels per pass; weight matrices are zero-padded to a multiple of it
 PIECE = 1024  # elements of a row run per pass: 4 accumulator rows of it stay in L1
-TASKS = 16  # backward-weight splits output rows into chunks until it has about this many tasks
+TASKS = 16  # backward-weight's parallel tasks at least (see row_chunks)
 # INTERLEAVED: tasks run block-fastest (task % nblocks), because prange hands each thread one
 # contiguous range of tasks: block-slowest, one thread got all of a last, half-empty block's
 # cheap tasks (gather2) and finished early.
@@ -364,7 +364,72 @@ def _dot2x4(g0, g1, x0, x1, x2, x3, m, acc):
     acc[1, 3] += s13
 
 
+@njit(cache=True)
+def tap_offsets(c_, kh_, kw_, hp, wp, dh, dw, n):
+    """The offset of each tap (c, kh, kw) in a flat (C, Hp, Wp, N) input, for the output row and
+    column 0; padded to a multiple of BLOCK by repeating the last tap (whose sums are dropped)."""
+    ntaps = c_ * kh_ * kw_
+    offset = np.empty(-(-ntaps // BLOCK) * BLOCK, np.int64)
+    for t in range(offset.size):
+        k = min(t, ntaps - 1)
+        c, kh, kw = k // (kh_ * kw_), (k // kw_) % kh_, k % kw_
+        offset[t] = ((c * hp + kh * dh) * wp + kw * dw) * n
+    return offset
+
+
+def row_chunks(out_rows, channels):
+    """How many chunks backward-weight splits the output rows into: enough for about TASKS tasks
+    of 4 output channels each (chunks only make parallel work; each adds one partial sum)."""
+    return min(out_rows, -(-TASKS // (-(-channels // BLOCK))))
+
+
+@njit(cache=True)
+def weight_row_sums(g, r0, go, xf, offset, xo, m, live, acc):
+    """acc[i, t] += dot(g[r0 + i, go:][:m], xf[offset[t] + xo:][:m]) for i < 4 and every tap t
+    (rows i >= live <= 2 are padding: only 2 rows are summed then, the others are left alone).
+    acc (4, taps): 16 dot products sharing 8 loads per pass."""
+    g0, g1 = g[r0, go: go + m], g[r0 + 1, go: go + m]
+    g2, g3 = g[r0 + 2, go: go + m], g[r0 + 3, go: go + m]
+    for k0 in range(0, offset.size, BLOCK):
+        o0, o1, o2, o3 = offset[k0] + xo, offset[k0 + 1] + xo, offset[k0 + 2] + xo, offset[k0 + 3] + xo
+        block = acc[:, k0: k0 + BLOCK]
+        if live <= 2:
+            _dot2x4(g0, g1, xf[o0: o0 + m], xf[o1: o1 + m], xf[o2: o2 + m], xf[o3: o3 + m], m, block)
+        else:
+            _dot4x4(g0, g1, g2, g3, xf[o0: o0 + m], xf[o1: o1 + m], xf[o2: o2 + m], xf[o3: o3 + m], m,
+                    block)
+
+
+@njit(cache=True)
+def sum_chunks_into(chunks, gw):
+    """chunks (K, Op, taps padded) of partial sums -> gw (O, C, KH, KW), summed in chunk order."""
+    o_, c_, kh_, kw_ = gw.shape
+    for i in range(o_):
+        for k in range(c_ * kh_ * kw_):
+            total = chunks.dtype.type(0)
+            for chunk in range(chunks.shape[0]):
+                total += chunks[chunk, i, k]
+            gw[i, k // (kh_ * kw_), (k // kw_) % kh_, k % kw_] = total
+
+
 @njit(parallel=True, cache=True)
+def _backward_weight_chunks(gyt, xtp, chunks, sh, sw, dh, dw, kh_, kw_, o_):
+    """Fills chunks (K, Op, taps padded) with the sums of each chunk of output rows."""
+    op, oh_, ow_, n = gyt.shape
+    c_, hp, wp = xtp.shape[0], xtp.shape[1], xtp.shape[2]
+    g = gyt.reshape(op, oh_ * ow_ * n)
+    xf = xtp.reshape(-1)
+    runs, m = (1, ow_ * n) if sw == 1 else (ow_, n)
+    offset = tap_offsets(c_, kh_, kw_, hp, wp, dh, dw, n)
+    nblocks, nchunks = op // BLOCK, chunks.shape[0]
+    for task in prange(nchunks * nblocks):
+        chunk, r0 = task // nblocks, (task % nblocks) * BLOCK
+        for oh in range(chunk * oh_ // nchunks, (chunk + 1) * oh_ // nchunks):
+            for r in range(runs):
+                weight_row_sums(g, r0, (oh * ow_ + r) * n, xf, offset, (oh * sh * wp + r * sw) * n, m,
+                                o_ - r0, chunks[chunk, r0: r0 + BLOCK])
+
+
 def backward_weight_into(gyt, xtp, gw, sh, sw, dh, dw):
     """gyt (Op, OH, OW, N), Op a multiple of 4; xtp (C, Hp, Wp, N) the zero-padded input, so every
     tap lands inside it -> fills gw (O, C, KH, KW).
@@ -374,46 +439,11 @@ def backward_weight_into(gyt, xtp, gw, sh, sw, dh, dw):
     (c, kh, kw), 4 at a time, while that row's gradient and the input rows under it stay in cache
     (LeNet's conv1, tap-block-outer, streamed its 3 MB gradient once per 4 taps); with stride 1
     along the width a whole output row is one contiguous run of OW*N values in both layouts.
-    Rows are split into chunks only to make enough tasks; the chunks' sums are added up in order.
     """
-    op, oh_, ow_, n = gyt.shape
-    c_, hp, wp = xtp.shape[0], xtp.shape[1], xtp.shape[2]
-    o_, kh_, kw_ = gw.shape[0], gw.shape[2], gw.shape[3]
-    ntaps = c_ * kh_ * kw_
-    ntap_blocks = -(-ntaps // BLOCK)
-    g = gyt.reshape(op, oh_ * ow_ * n)
-    xf = xtp.reshape(-1)
-    runs, m = (1, ow_ * n) if sw == 1 else (ow_, n)
-    offset = np.empty(ntap_blocks * BLOCK, np.int64)
-    for t in range(offset.size):
-        k = min(t, ntaps - 1)  # past the last tap: repeat it, the sums are dropped
-        c, kh, kw = k // (kh_ * kw_), (k // kw_) % kh_, k % kw_
-        offset[t] = ((c * hp + kh * dh) * wp + kw * dw) * n
-    nblocks = op // BLOCK
-    nchunks = min(oh_, -(-TASKS // nblocks))
-    chunks = np.zeros((nchunks, op, offset.size), gyt.dtype)  # each chunk's sums
-    for task in prange(nchunks * nblocks):
-        chunk, r0 = task // nblocks, (task % nblocks) * BLOCK
-        for oh in range(chunk * oh_ // nchunks, (chunk + 1) * oh_ // nchunks):
-            for r in range(runs):
-                go = (oh * ow_ + r) * n
-                xo = (oh * sh * wp + r * sw) * n
-                g0, g1 = g[r0, go: go + m], g[r0 + 1, go: go + m]
-                g2, g3 = g[r0 + 2, go: go + m], g[r0 + 3, go: go + m]
-                for k0 in range(0, offset.size, BLOCK):
-                    o0, o1, o2, o3 = offset[k0] + xo, offset[k0 + 1] + xo, offset[k0 + 2] + xo, offset[k0 + 3] + xo
-                    acc = chunks[chunk, r0: r0 + BLOCK, k0: k0 + BLOCK]
-                    if o_ - r0 <= 2:  # no work on the zero channels that pad O to a multiple of 4
-                        _dot2x4(g0, g1, xf[o0: o0 + m], xf[o1: o1 + m], xf[o2: o2 + m], xf[o3: o3 + m], m, acc)
-                    else:
-                        _dot4x4(g0, g1, g2, g3, xf[o0: o0 + m], xf[o1: o1 + m], xf[o2: o2 + m],
-                                xf[o3: o3 + m], m, acc)
-    for i in range(o_):
-        for k in range(ntaps):
-            total = gyt.dtype.type(0)
-            for chunk in range(nchunks):
-                total += chunks[chunk, i, k]
-            gw[i, k // (kh_ * kw_), (k // kw_) % kh_, k % kw_] = total
+    o, c, kh, kw = gw.shape
+    chunks = np.zeros((row_chunks(gyt.shape[1], o), gyt.shape[0], -(-c * kh * kw // BLOCK) * BLOCK), gyt.dtype)
+    _backward_weight_chunks(gyt, xtp, chunks, sh, sw, dh, dw, kh, kw, o)
+    sum_chunks_into(chunks, gw)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ back, and backward makes three more passes plus a transposing copy of the gradie
   batch-innermost layout backward needs, and writes only the pooled rows to y;
 * backward spreads the pooled gradient over each 2x2 window and multiplies by the activation's
   derivative in one pass that writes the batch-innermost gradient the direct backward-weight and
-  backward-input kernels read as is, summing the bias gradient on the way.
+  backward-input kernels read as is, summing the bias gradient on the way; for a first layer
+  (no gradient of x wanted) each row of it is made inside the weight-gradient kernel and used
+  while in cache, never written out.
 
 The arithmetic is the unfused kernels' own (the same accumulation order, the same inlined scalar
 formulas of ``activation.py`` under the same fastmath flags, the pool's sum order), so y, the
@@ -94,33 +96,63 @@ def _forward(xtp, wmat, bias, y, act, nxt, pad_h, pad_w, kh_, kw_, op, fast_sigm
                         nxt[r0 + i, pad_h + p, pad_w + q, b] = v
 
 
-@njit(parallel=True, cache=True, fastmath=_FAST)
-def _backward_spread(gy, act, gyt, gb_lanes, op):
-    """gy (N, O, PH, PW), act (O, OH, OW*N) -> fills gyt (Op, OH, OW, N): each pooled gradient
-    spread over its window (times 1/4), times op's derivative at act; channels past O are zero.
-    gb_lanes (O, OH, N): each gyt row summed over OW, for the bias gradient (one partial sum per
-    batch lane keeps the loop vectorised without reassociating it)."""
-    n, o_, ph_, pw_ = gy.shape
+@njit(cache=True, fastmath=_FAST)
+def _spread_row(gy, o, oh, act_row, out, lane, spread, op):
+    """Row oh of channel o of the conv output's gradient: each pooled gradient of gy (N, O, PH, PW)
+    spread over its 2x2 window (times 1/4), times op's derivative at act_row (OW*N, batch
+    innermost) -> out (OW*N); lane (N) = out summed over OW, per batch lane (for the bias
+    gradient: the loop stays vectorised without reassociating). spread: (PW, N) scratch."""
+    n, pw_ = gy.shape[0], gy.shape[3]
     zero, one, quarter = gy.dtype.type(0), gy.dtype.type(1), gy.dtype.type(0.25)
-    for task in prange(gyt.shape[0] * ph_):
-        o, p = task // ph_, task % ph_
-        if o >= o_:
-            gyt[o, 2 * p: 2 * p + 2] = zero
-            continue
-        spread = np.empty((pw_, n), gy.dtype)  # this pooled row, batch innermost, times 1/4
+    p = oh // 2
+    for b in range(n):
+        for q in range(pw_):
+            spread[q, b] = gy[b, o, p, q] * quarter
+    lane[:] = zero
+    for ow in range(2 * pw_):
+        s = spread[ow // 2]
         for b in range(n):
-            for q in range(pw_):
-                spread[q, b] = gy[b, o, p, q] * quarter
-        for half in range(2):
-            oh = 2 * p + half
-            a, g, lane = act[o, oh], gyt[o, oh], gb_lanes[o, oh]
-            lane[:] = zero
-            for ow in range(2 * pw_):
-                s = spread[ow // 2]
-                for b in range(n):
-                    v = gradient(s[b], a[ow * n + b], op, zero, one)
-                    g[ow, b] = v
-                    lane[b] += v
+            v = gradient(s[b], act_row[ow * n + b], op, zero, one)
+            out[ow * n + b] = v
+            lane[b] += v
+
+
+@njit(parallel=True, cache=True)
+def _backward_spread(gy, act, gyt, gb_lanes, op):
+    """gy (N, O, PH, PW), act (O, OH, OW*N) -> fills gyt (Op, OH, OW, N) with the conv output's
+    gradient (:func:`_spread_row`); channels past O are zero. gb_lanes (O, OH, N)."""
+    n, o_, ph_, pw_ = gy.shape
+    oh_ = 2 * ph_
+    rows = gyt.reshape(gyt.shape[0], oh_, -1)
+    for task in prange(gyt.shape[0] * oh_):
+        o, oh = task // oh_, task % oh_
+        if o >= o_:
+            rows[o, oh] = gy.dtype.type(0)
+            continue
+        _spread_row(gy, o, oh, act[o, oh], rows[o, oh], gb_lanes[o, oh], np.empty((pw_, n), gy.dtype), op)
+
+
+@njit(parallel=True, cache=True)
+def _spread_weight_chunks(gy, act, xtp, chunks, gb_lanes, op, kh_, kw_):
+    """The weight gradient's partial sums (conv_direct.backward_weight_into's chunks) with each
+    row of the conv output's gradient made on the fly (:func:`_spread_row`) and used while in
+    cache: gyt is never written. gy (N, O, PH, PW), act (O, OH, OW*N), xtp (C, Hp, Wp, N) ->
+    fills chunks (K, Op, taps padded) and gb_lanes (O, OH, N)."""
+    n, o_, ph_, pw_ = gy.shape
+    oh_, m = 2 * ph_, 2 * pw_ * n
+    c_, hp, wp = xtp.shape[0], xtp.shape[1], xtp.shape[2]
+    xf = xtp.reshape(-1)
+    offset = conv_direct.tap_offsets(c_, kh_, kw_, hp, wp, 1, 1, n)
+    nblocks, nchunks = chunks.shape[1] // BLOCK, chunks.shape[0]
+    for task in prange(nchunks * nblocks):
+        chunk, r0 = task // nblocks, (task % nblocks) * BLOCK
+        live = min(BLOCK, o_ - r0)
+        g = np.zeros((BLOCK, m), gy.dtype)  # rows past O stay zero
+        spread = np.empty((pw_, n), gy.dtype)
+        for oh in range(chunk * oh_ // nchunks, (chunk + 1) * oh_ // nchunks):
+            for i in range(live):
+                _spread_row(gy, r0 + i, oh, act[r0 + i, oh], g[i], gb_lanes[r0 + i, oh], spread, op)
+            conv_direct.weight_row_sums(g, 0, 0, xf, offset, oh * wp * n, m, live, chunks[chunk, r0: r0 + BLOCK])
 
 
 @dataclass(frozen=True)
@@ -168,17 +200,24 @@ def fused_conv_act_pool_backward(gy, w, saved, input_hw, padding, activation, ne
     o, c, kh, kw = w.shape
     n = gy.shape[0]
     oh, ow = 2 * gy.shape[2], 2 * gy.shape[3]
-    gyt = np.empty((-(-o // BLOCK) * BLOCK, oh, ow, n), gy.dtype)
+    gy, op = np.ascontiguousarray(gy), ACTIVATIONS[activation]
+    channels = -(-o // BLOCK) * BLOCK
     gb_lanes = np.empty((o, oh, n), gy.dtype)
-    _backward_spread(np.ascontiguousarray(gy), saved.act, gyt, gb_lanes, ACTIVATIONS[activation])
-    gx = gw = gb = None
+    gx = gw = None
     if needs[0]:
+        gyt = np.empty((channels, oh, ow, n), gy.dtype)
+        _backward_spread(gy, saved.act, gyt, gb_lanes, op)
         gx = np.empty((n, c) + tuple(input_hw), gy.dtype)
         wmat = padded_rows(np.ascontiguousarray(w.transpose(1, 0, 2, 3)).reshape(c, o * kh * kw))
         conv_direct.backward_input_gather_into(gyt, wmat, gx, kh, kw, 1, 1, *padding, 1, 1)
-    if needs[1]:
+        if needs[1]:
+            gw = np.empty((o, c, kh, kw), gy.dtype)
+            conv_direct.backward_weight_into(gyt, saved.x, gw, 1, 1, 1, 1)
+    elif needs[1]:  # a first layer, whose input needs no gradient: gyt is never written
         gw = np.empty((o, c, kh, kw), gy.dtype)
-        conv_direct.backward_weight_into(gyt, saved.x, gw, 1, 1, 1, 1)
-    if needs[2]:
-        gb = gb_lanes.sum(axis=(1, 2))
-    return gx, gw, gb
+        chunks = np.zeros((conv_direct.row_chunks(oh, o), channels, -(-c * kh * kw // BLOCK) * BLOCK), gy.dtype)
+        _spread_weight_chunks(gy, saved.act, saved.x, chunks, gb_lanes, op, kh, kw)
+        conv_direct.sum_chunks_into(chunks, gw)
+    elif needs[2]:
+        _backward_spread(gy, saved.act, np.empty((channels, oh, ow, n), gy.dtype), gb_lanes, op)
+    return gx, gw, (gb_lanes.sum(axis=(1, 2)) if needs[2] else None)
