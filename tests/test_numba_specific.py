@@ -63,6 +63,28 @@ def test_activation_sizes_run_on_one_thread_and_on_all():
     assert small < numba_cpu.activation.SERIAL_BELOW <= large
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_the_serial_activation_kernels_give_the_parallel_ones_bits(dtype):
+    act = numba_cpu.activation
+    x = np.random.default_rng(0).standard_normal(4099).astype(dtype) * 30
+    x[:4] = [np.nan, np.inf, -np.inf, 0.0]
+    gy = np.random.default_rng(1).standard_normal(x.size).astype(dtype)
+    pairs = [(act._forward, act._forward_serial, op) for op in (act.SIGMOID, act.RELU, act.TANH)]
+    if dtype == np.float32:
+        pairs.append((act._sigmoid_f32, act._sigmoid_f32_serial, None))
+    for parallel, serial, op in pairs:
+        extra = () if op is None else (op,)
+        y, y_serial = np.empty_like(x), np.empty_like(x)
+        parallel(x, y, *extra)
+        serial(x, y_serial, *extra)
+        np.testing.assert_array_equal(y_serial, y)
+        if op is not None:
+            g, g_serial = np.empty_like(x), np.empty_like(x)
+            act._backward(gy, y, g, op)
+            act._backward_serial(gy, y, g_serial, op)
+            np.testing.assert_array_equal(g_serial, g)
+
+
 CONV_MODULES = [numba_cpu.conv, numba_cpu.conv_direct, numba_cpu.conv_im2col]
 FASTMATH_FLAGS = {"_FMA", "_DOT"}  # conv_direct's compile flags: numba's fastmath= takes only a set
 
