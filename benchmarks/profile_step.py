@@ -4,7 +4,8 @@ Runs the tutorial's LeNet (batch 256, SGD lr 0.9, random FashionMNIST-shaped dat
 warm-up steps, times ``--steps`` steps, then runs them again under cProfile and prints, per step,
 the milliseconds of every function that took at least 1% (its own time, not its callees'), and
 the median step time without the profiler. ``--no-fusion`` runs the unfused path (each layer its
-own kernels), ``--threads N`` sets the kernels' threads (default 2).
+own kernels), ``--threads N`` sets the kernels' threads (default 2), ``--inference`` profiles the
+forward alone under no_grad (one batch of 256 and its argmax, as benchmarks.compare's inference).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-fusion", action="store_true")
+    parser.add_argument("--inference", action="store_true")
     args = parser.parse_args(argv)
 
     import engine
@@ -41,6 +43,10 @@ def main(argv=None) -> None:
     optimizer = engine.optim.SGD(net.parameters(), lr=0.9)
 
     def step():
+        if args.inference:
+            with engine.no_grad():
+                net(x).argmax(1).numpy()
+            return
         optimizer.zero_grad()
         criterion(net(x), y).backward()
         optimizer.step()
@@ -60,7 +66,8 @@ def main(argv=None) -> None:
 
     stats = pstats.Stats(profile).stats  # (file, line, name) -> (calls, _, tottime, cumtime, _)
     total = sum(entry[2] for entry in stats.values())
-    print(f"{'fusion off' if args.no_fusion else 'fusion on'}, {args.threads} threads: median step "
+    print(f"{'inference, ' if args.inference else ''}{'fusion off' if args.no_fusion else 'fusion on'}, "
+          f"{args.threads} threads: median step "
           f"{statistics.median(times) * 1e3:.2f} ms, min {min(times) * 1e3:.2f} ms (no profiler); "
           f"under cProfile {total / args.steps * 1e3:.2f} ms/step")
     print(f"{'ms/step':>8} {'calls/step':>10}  function")

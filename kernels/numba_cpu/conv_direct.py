@@ -49,6 +49,7 @@ def to_batch_inner(x, top, left, hp, wp, channels):
     # than writing the zeros here (only the border and the extra channels).
     out = np.empty((channels, hp, wp, n), x.dtype)
     zero = x.dtype.type(0)
+    xf, chw = x.reshape(-1), c * h * w
     j0, j1 = max(0, -left), max(0, min(w, wp - left))
     for row in prange(channels * hp):
         ci, r = row // hp, row % hp
@@ -59,11 +60,14 @@ def to_batch_inner(x, top, left, hp, wp, channels):
             continue
         dst[: j0 + left, :] = zero
         dst[j1 + left:, :] = zero
-        inner = dst[j0 + left: j1 + left]
-        for i in range(n):
-            src = x[i, ci, hi, j0:j1]
-            for j in range(j1 - j0):
-                inner[j, i] = src[j]
+        # one output run of N at a time, written whole: batch-outer, the N runs of a row
+        # (1 KB apart at N = 256) fell into the same few L1 sets and evicted one another, which
+        # made LeNet's conv1 gradient copy take 0.5 to 1.6 ms from run to run
+        base = (ci * h + hi) * w
+        for j in range(j0, j1):
+            run, s = dst[j + left], base + j
+            for i in range(n):
+                run[i] = xf[s + i * chw]
     return out
 
 
