@@ -58,7 +58,9 @@ def test_set_num_threads_sets_numba_and_keeps_blas_on_one_thread():
 
 
 def test_activation_sizes_run_on_one_thread_and_on_all():
-    """tests/test_kernels.py's long activation inputs fall on both sides of SERIAL_BELOW."""
+    """tests/test_kernels.py's long activation inputs fall on both sides of SERIAL_BELOW (tanh and
+    float64 sigmoid forward); the parallel kernels of the higher thresholds are held to the serial
+    ones' bits by test_the_serial_activation_kernels_give_the_parallel_ones_bits."""
     small, large = sorted(ACTIVATION_SIZES.values())
     assert small < numba_cpu.activation.SERIAL_BELOW <= large
 

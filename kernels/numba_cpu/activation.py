@@ -132,12 +132,19 @@ def _backward_serial(gy, y, gx, op):
         gx[i] = gradient(gy[i], y[i], op, zero, one)
 
 
-SERIAL_BELOW = 1 << 15  # elements (torch's grain size too): fewer run on the calling thread alone
+# Elements below which a kernel runs on the calling thread alone. On this project's 2-core VM a
+# launch that wakes the sleeping second thread costs 60-100 us, so loops of a few operations per
+# element (relu either way, every backward) run serial up to 2M elements: relu on 1.2M took 141 us
+# serial and 191 parallel, sigmoid backward 225 and 370; float32 sigmoid broke even near 400k.
+# exp-heavy loops that LLVM cannot vectorise (tanh, float64 sigmoid) split from torch's grain size.
+SERIAL_BELOW = 1 << 15
+CHEAP_SERIAL_BELOW = 1 << 21
+SIGMOID_F32_SERIAL_BELOW = 1 << 19
 
 
-def _pick(parallel, serial, size):
+def _pick(parallel, serial, size, serial_below):
     """The kernel for an array of ``size`` elements."""
-    return serial if size < SERIAL_BELOW or numba.get_num_threads() == 1 else parallel
+    return serial if size < serial_below or numba.get_num_threads() == 1 else parallel
 
 
 # ascontiguousarray costs nothing on the C-contiguous arrays of the contract, and keeps a stray
@@ -146,16 +153,17 @@ def _unary(x, op):
     x = np.ascontiguousarray(x)
     y = np.empty(x.shape, x.dtype)
     if op == SIGMOID and x.dtype == np.float32:
-        _pick(_sigmoid_f32, _sigmoid_f32_serial, x.size)(x.reshape(-1), y.reshape(-1))
+        _pick(_sigmoid_f32, _sigmoid_f32_serial, x.size, SIGMOID_F32_SERIAL_BELOW)(x.reshape(-1), y.reshape(-1))
     else:
-        _pick(_forward, _forward_serial, x.size)(x.reshape(-1), y.reshape(-1), op)
+        serial_below = CHEAP_SERIAL_BELOW if op == RELU else SERIAL_BELOW
+        _pick(_forward, _forward_serial, x.size, serial_below)(x.reshape(-1), y.reshape(-1), op)
     return y
 
 
 def _binary(gy, y, op):
     gy, y = np.ascontiguousarray(gy), np.ascontiguousarray(y)
     gx = np.empty(gy.shape, gy.dtype)
-    _pick(_backward, _backward_serial, gy.size)(gy.reshape(-1), y.reshape(-1), gx.reshape(-1), op)
+    _pick(_backward, _backward_serial, gy.size, CHEAP_SERIAL_BELOW)(gy.reshape(-1), y.reshape(-1), gx.reshape(-1), op)
     return gx
 
 
