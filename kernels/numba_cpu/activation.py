@@ -134,11 +134,12 @@ def _backward_serial(gy, y, gx, op):
 
 # Elements below which a kernel runs on the calling thread alone. On this project's 2-core VM a
 # launch that wakes the sleeping second thread costs 60-100 us, so loops of a few operations per
-# element (relu either way, every backward) run serial up to 2M elements: relu on 1.2M took 141 us
-# serial and 191 parallel, sigmoid backward 225 and 370; float32 sigmoid broke even near 400k.
+# element (relu either way, every backward) run serial up to 512k elements (relu on 295k took
+# 28 us serial and 72-100 parallel, sigmoid backward on 410k 69 and 105; on 1.2M elements coming
+# from memory, one thread's bandwidth lost), and so does float32 sigmoid (even near 400k).
 # exp-heavy loops that LLVM cannot vectorise (tanh, float64 sigmoid) split from torch's grain size.
 SERIAL_BELOW = 1 << 15
-CHEAP_SERIAL_BELOW = 1 << 21
+CHEAP_SERIAL_BELOW = 1 << 19
 SIGMOID_F32_SERIAL_BELOW = 1 << 19
 
 
