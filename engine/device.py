@@ -64,14 +64,18 @@ class device:  # noqa: N801  (named like torch.device)
 
 def is_cuda_array(array) -> bool:
     """True for a cupy array (checked by its type's module, so cupy need not be imported)."""
-    return type(array).__module__.startswith("cupy")
+    kind = type(array)
+    return kind is not np.ndarray and kind.__module__.startswith("cupy")
+
+
+_CPU = device("cpu")  # shared: a training step asks for the device of ~60 arrays
 
 
 def array_device(array) -> device:
     """The device an array lives on (cupy arrays are on cuda)."""
     if is_cuda_array(array):
         return device("cuda", array.device.id)
-    return device("cpu")
+    return _CPU
 
 
 def cupy_module():
