@@ -136,7 +136,7 @@ def _backward_serial(gy, y, gx, op):
 # launch that wakes the sleeping second thread costs 60-100 us, so loops of a few operations per
 # element (relu either way, every backward) run serial up to 512k elements (relu on 295k took
 # 28 us serial and 72-100 parallel, sigmoid backward on 410k 69 and 105; on 1.2M elements coming
-# from memory, one thread's bandwidth lost), and so does float32 sigmoid (even near 400k).
+# from memory, one thread's bandwidth lost); float32 sigmoid too (serial broke even near 400k).
 # exp-heavy loops that LLVM cannot vectorise (tanh, float64 sigmoid) split from torch's grain size.
 SERIAL_BELOW = 1 << 15
 CHEAP_SERIAL_BELOW = 1 << 19

@@ -164,7 +164,7 @@ def _taps_inside(start, k, d, size):
 @njit(cache=True)
 def _window_taps(n_out, step, pad, k, d, size):
     """For each output index o: [first, last) of the taps inside the input of its window, which
-    starts at o * step - pad (once per call: integer division in the loop cost ~10% of it)."""
+    starts at o * step - pad."""
     first, last = np.empty(n_out, np.int64), np.empty(n_out, np.int64)
     for o in range(n_out):
         first[o], last[o] = _taps_inside(o * step - pad, k, d, size)
@@ -191,7 +191,9 @@ def _max_forward(x, y, idx, kh_, kw_, sh, sw, ph, pw, dh, dw):
                     for j in range(jlo[ow], jhi[ow]):
                         v = src[row + j * dw]
                         # strict '>': the first maximum; NaN always wins (so the last NaN), as
-                        # in torch. Selects, not branches: random data mispredicts them.
+                        # in torch. Window bounds once per call, flat indices and selects
+                        # together took the ResNet stem's 64x64x48x48 from 43 to 38-40 ms here;
+                        # the bounds or the selects alone did not help.
                         take = (v > best) | (v != v)
                         best = v if take else best
                         at = row + j * dw if take else at
