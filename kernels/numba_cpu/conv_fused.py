@@ -97,17 +97,22 @@ def _forward(xtp, wmat, bias, y, act, nxt, pad_h, pad_w, kh_, kw_, op, fast_sigm
 
 
 @njit(cache=True, fastmath=_FAST)
-def _spread_row(gy, o, oh, act_row, out, lane, spread, op):
-    """Row oh of channel o of the conv output's gradient: each pooled gradient of gy (N, O, PH, PW)
-    spread over its 2x2 window (times 1/4), times op's derivative at act_row (OW*N, batch
-    innermost) -> out (OW*N); lane (N) = out summed over OW, per batch lane (for the bias
-    gradient: the loop stays vectorised without reassociating). spread: (PW, N) scratch."""
-    n, pw_ = gy.shape[0], gy.shape[3]
-    zero, one, quarter = gy.dtype.type(0), gy.dtype.type(1), gy.dtype.type(0.25)
-    p = oh // 2
-    for b in range(n):
-        for q in range(pw_):
+def _pooled_row(gy, o, p, spread):
+    """spread (PW, N) = pooled row p of channel o of gy (N, O, PH, PW), batch innermost, times 1/4."""
+    quarter = gy.dtype.type(0.25)
+    for b in range(gy.shape[0]):
+        for q in range(gy.shape[3]):
             spread[q, b] = gy[b, o, p, q] * quarter
+
+
+@njit(cache=True, fastmath=_FAST)
+def _spread_row(spread, act_row, out, lane, op):
+    """One row of the conv output's gradient: each value of spread (PW, N, from :func:`_pooled_row`)
+    over its 2x2 window, times op's derivative at act_row (OW*N, batch innermost) -> out (OW*N);
+    lane (N) = out summed over OW, per batch lane (for the bias gradient: the loop stays
+    vectorised without reassociating)."""
+    pw_, n = spread.shape
+    zero, one = spread.dtype.type(0), spread.dtype.type(1)
     lane[:] = zero
     for ow in range(2 * pw_):
         s = spread[ow // 2]
@@ -122,14 +127,16 @@ def _backward_spread(gy, act, gyt, gb_lanes, op):
     """gy (N, O, PH, PW), act (O, OH, OW*N) -> fills gyt (Op, OH, OW, N) with the conv output's
     gradient (:func:`_spread_row`); channels past O are zero. gb_lanes (O, OH, N)."""
     n, o_, ph_, pw_ = gy.shape
-    oh_ = 2 * ph_
-    rows = gyt.reshape(gyt.shape[0], oh_, -1)
-    for task in prange(gyt.shape[0] * oh_):
-        o, oh = task // oh_, task % oh_
+    rows = gyt.reshape(gyt.shape[0], 2 * ph_, -1)
+    for task in prange(gyt.shape[0] * ph_):
+        o, p = task // ph_, task % ph_
         if o >= o_:
-            rows[o, oh] = gy.dtype.type(0)
+            rows[o, 2 * p: 2 * p + 2] = gy.dtype.type(0)
             continue
-        _spread_row(gy, o, oh, act[o, oh], rows[o, oh], gb_lanes[o, oh], np.empty((pw_, n), gy.dtype), op)
+        spread = np.empty((pw_, n), gy.dtype)
+        _pooled_row(gy, o, p, spread)
+        for oh in range(2 * p, 2 * p + 2):
+            _spread_row(spread, act[o, oh], rows[o, oh], gb_lanes[o, oh], op)
 
 
 @njit(parallel=True, cache=True)
@@ -148,10 +155,12 @@ def _spread_weight_chunks(gy, act, xtp, chunks, gb_lanes, op, kh_, kw_):
         chunk, r0 = task // nblocks, (task % nblocks) * BLOCK
         live = min(BLOCK, o_ - r0)
         g = np.zeros((BLOCK, m), gy.dtype)  # rows past O stay zero
-        spread = np.empty((pw_, n), gy.dtype)
+        spread = np.empty((BLOCK, pw_, n), gy.dtype)  # each channel's pooled row, for 2 rows
         for oh in range(chunk * oh_ // nchunks, (chunk + 1) * oh_ // nchunks):
             for i in range(live):
-                _spread_row(gy, r0 + i, oh, act[r0 + i, oh], g[i], gb_lanes[r0 + i, oh], spread, op)
+                if oh % 2 == 0 or oh == chunk * oh_ // nchunks:
+                    _pooled_row(gy, r0 + i, oh // 2, spread[i])
+                _spread_row(spread[i], act[r0 + i, oh], g[i], gb_lanes[r0 + i, oh], op)
             conv_direct.weight_row_sums(g, 0, 0, xf, offset, oh * wp * n, m, live, chunks[chunk, r0: r0 + BLOCK])
 
 
