@@ -34,7 +34,7 @@ _FMA = {"contract"}
 _DOT = {"contract", "reassoc"}
 BLOCK = 4  # output channels per pass; weight matrices are zero-padded to a multiple of it
 PIECE = 1024  # elements of a row run per pass: 4 accumulator rows of it stay in L1
-TASKS = 16  # backward-weight's parallel tasks at least (see row_chunks)
+TASKS = 16  # backward-weight's parallel tasks at least (see weight_chunks)
 # INTERLEAVED: tasks run block-fastest (task % nblocks), because prange hands each thread one
 # contiguous range of tasks: block-slowest, one thread got all of a last, half-empty block's
 # cheap tasks (gather2) and finished early.
@@ -381,10 +381,13 @@ def tap_offsets(c_, kh_, kw_, hp, wp, dh, dw, n):
     return offset
 
 
-def row_chunks(out_rows, channels):
-    """How many chunks backward-weight splits the output rows into: enough for about TASKS tasks
-    of 4 output channels each (chunks only make parallel work; each adds one partial sum)."""
-    return min(out_rows, -(-TASKS // (-(-channels // BLOCK))))
+def weight_chunks(out_rows, w_shape, dtype):
+    """Zeroed partial sums of backward-weight, (K, Op, taps padded) for w (O, C, KH, KW): output
+    rows split into K chunks, enough for about TASKS tasks of 4 output channels each (chunks only
+    make parallel work; each adds one partial sum); O and the taps padded to multiples of BLOCK."""
+    o, c, kh, kw = w_shape
+    blocks = -(-o // BLOCK)
+    return np.zeros((min(out_rows, -(-TASKS // blocks)), blocks * BLOCK, -(-c * kh * kw // BLOCK) * BLOCK), dtype)
 
 
 @njit(cache=True)
@@ -444,8 +447,8 @@ def backward_weight_into(gyt, xtp, gw, sh, sw, dh, dw):
     (LeNet's conv1, tap-block-outer, streamed its 3 MB gradient once per 4 taps); with stride 1
     along the width a whole output row is one contiguous run of OW*N values in both layouts.
     """
-    o, c, kh, kw = gw.shape
-    chunks = np.zeros((row_chunks(gyt.shape[1], o), gyt.shape[0], -(-c * kh * kw // BLOCK) * BLOCK), gyt.dtype)
+    o, _, kh, kw = gw.shape
+    chunks = weight_chunks(gyt.shape[1], gw.shape, gyt.dtype)
     _backward_weight_chunks(gyt, xtp, chunks, sh, sw, dh, dw, kh, kw, o)
     sum_chunks_into(chunks, gw)
 

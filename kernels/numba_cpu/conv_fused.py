@@ -224,7 +224,7 @@ def fused_conv_act_pool_backward(gy, w, saved, input_hw, padding, activation, ne
             conv_direct.backward_weight_into(gyt, saved.x, gw, 1, 1, 1, 1)
     elif needs[1]:  # a first layer, whose input needs no gradient: gyt is never written
         gw = np.empty((o, c, kh, kw), gy.dtype)
-        chunks = np.zeros((conv_direct.row_chunks(oh, o), channels, -(-c * kh * kw // BLOCK) * BLOCK), gy.dtype)
+        chunks = conv_direct.weight_chunks(oh, w.shape, gy.dtype)
         _spread_weight_chunks(gy, saved.act, saved.x, chunks, gb_lanes, op, kh, kw)
         conv_direct.sum_chunks_into(chunks, gw)
     elif needs[2]:
