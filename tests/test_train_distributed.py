@@ -132,13 +132,16 @@ def test_ctrl_c_stops_both_ranks_and_keeps_a_checkpoint_to_resume_from(tmp_path)
     def default_sigint():  # a shell that started pytest in the background may have left SIGINT ignored
         signal.signal(signal.SIGINT, signal.SIG_DFL)
 
-    command = on_two_ranks("--limit-train", "8192", "--limit-test", "256", "--batch-size", "64", "--epochs", "3",
+    # more epochs than can run in the 2 s below (3 of them once did: the job took 3.0 s in all on the
+    # 2-core Zen 5 machine, and the signal came outside the epochs); wherever it lands, the
+    # checkpoint must resume
+    command = on_two_ranks("--limit-train", "8192", "--limit-test", "256", "--batch-size", "64", "--epochs", "100",
                            "--num-threads", "1")
     job = subprocess.Popen(command, cwd=tmp_path, env=environment(), stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     try:
         assert job.stdout.readline().startswith("LeNet ("), "rank 0 did not start"
-        time.sleep(2)  # into the first epoch's 128 steps
+        time.sleep(2)  # into training
         job.send_signal(signal.SIGINT)  # mpiexec passes it to every rank
         out, err = job.communicate(timeout=60)
     finally:
