@@ -87,7 +87,7 @@ def test_the_serial_activation_kernels_give_the_parallel_ones_bits(dtype):
             np.testing.assert_array_equal(g_serial, g)
 
 
-CONV_MODULES = [numba_cpu.conv, numba_cpu.conv_direct, numba_cpu.conv_im2col]
+CONV_MODULES = [numba_cpu.conv, numba_cpu.conv_direct, numba_cpu.conv_im2col, numba_cpu.conv_out_lanes]
 FASTMATH_FLAGS = {"_FMA", "_DOT"}  # conv_direct's compile flags: numba's fastmath= takes only a set
 
 
@@ -102,6 +102,42 @@ def _mutable_globals(module):
 @pytest.mark.parametrize("module", CONV_MODULES, ids=lambda m: m.__name__)
 def test_conv_modules_keep_no_containers_between_calls(module):
     assert _mutable_globals(module) == []
+
+
+# LeNet's conv2; a second, partly idle block of output channels and padding; one image, a
+# 3-high kernel, and 21 output columns, whose last block overlaps the one before
+LANE_CASES = [
+    Conv(n=3, c=6, o=16, hw=(14, 14), k=(5, 5)),
+    Conv(n=2, c=3, o=20, hw=(12, 12), k=(5, 5), p=1),
+    Conv(n=1, c=2, o=33, hw=(9, 23), k=(3, 5), p=(2, 1)),
+]
+
+
+@pytest.mark.parametrize("case", LANE_CASES, ids=lambda c: f"o{c.o}-hw{c.hw[0]}x{c.hw[1]}")
+def test_the_output_channel_kernel_gives_the_batch_inner_kernels_bits(be, case):
+    """conv_out_lanes, which direct's forward uses where it applies, against conv_direct's own
+    kernel bit for bit (the same taps in the same order), and against torch."""
+    from kernels.numba_cpu import conv_direct, conv_out_lanes
+
+    (x, w, b, _), (ty, _, _), (stride, padding, dilation) = conv_oracle(case, np.float32, seed=4)
+    out_w = ty.shape[3]
+    assert conv_out_lanes.applies(x.dtype, w.shape, stride, padding, dilation, out_w)
+    y, saved = numba_cpu.conv2d_forward(x, w, b, stride, padding, dilation, "direct")
+    assert saved.x is None  # no batch-innermost copy was made
+    expected, _, _ = conv_direct.batch_inner_forward(x, w, b, stride, padding, dilation)
+    np.testing.assert_array_equal(y, expected)
+    assert_array_close(be, y, ty, np.float32)
+
+
+def test_the_output_channel_kernel_applies_only_where_it_is_written_for():
+    from kernels.numba_cpu.conv_out_lanes import applies
+
+    lenet2 = dict(x_dtype=np.dtype(np.float32), w_shape=(16, 6, 5, 5), stride=(1, 1), padding=(0, 0),
+                  dilation=(1, 1), out_w=10)
+    assert applies(**lenet2)
+    for change in (dict(x_dtype=np.dtype(np.float64)), dict(w_shape=(6, 1, 5, 5)), dict(w_shape=(16, 6, 3, 3)),
+                   dict(stride=(1, 2)), dict(dilation=(2, 1)), dict(padding=(-1, 0)), dict(out_w=9)):
+        assert not applies(**{**lenet2, **change}), change
 
 
 @pytest.mark.parametrize("algo", ALGOS)

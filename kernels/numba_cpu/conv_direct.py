@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numba import njit, prange
 
+from kernels.numba_cpu import conv_out_lanes
 from kernels.shapes import conv2d_out_hw
 
 # Fused multiply-add only (no reassociation) where results are written; dot products also
@@ -480,7 +481,20 @@ def _batch_inner_gradient(gy):
 
 def forward(x, w, b, stride, padding, dilation):
     """x (N, C, H, W), w (O, C, KH, KW), b (O,) or None
-    -> (y (N, O, OH, OW), Layouts with x's copy, workspace bytes)."""
+    -> (y (N, O, OH, OW), Layouts with x's copy if one was made, workspace bytes).
+
+    Where ``conv_out_lanes`` applies (16 or more output channels, 5 wide, stride 1, ...) its kernel
+    computes y from x as it is, with the same bits; backward-weight then makes the copy itself."""
+    out_w = conv2d_out_hw(x.shape[2:], w.shape[2:], stride, padding, dilation)[1]
+    if conv_out_lanes.applies(x.dtype, w.shape, stride, padding, dilation, out_w):
+        y, workspace = conv_out_lanes.forward(x, w, b, padding)
+        return y, Layouts(), workspace
+    return batch_inner_forward(x, w, b, stride, padding, dilation)
+
+
+def batch_inner_forward(x, w, b, stride, padding, dilation):
+    """:func:`forward` by this module's own kernel, on the batch-innermost copy of x, which it
+    returns in the Layouts."""
     o, c, kh, kw = w.shape
     xtp = padded_input(x, (kh, kw), padding, dilation, stride)
     oh, ow = conv2d_out_hw(x.shape[2:], (kh, kw), stride, padding, dilation)
