@@ -36,6 +36,7 @@ if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks.blas import describe_blas  # noqa: E402
 from kernels import numba_cpu as nb  # noqa: E402
 
 ROW = "{:<30} {:<42} {:<6} {:>9} {:>9} {:>9} {:>6} {:>8} {:>5} {:>10}"
@@ -225,6 +226,7 @@ def main(argv=None):
         engine.set_fusion(not args.no_fusion)
     except ImportError:
         engine = None
+    print("\n".join(describe_blas()))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {load:.1f}; "
           f"threads: numba {nb.get_num_threads()}, torch {torch.get_num_threads()} "

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.blas import describe_blas
+
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -66,6 +68,7 @@ def main(argv=None) -> None:
 
     stats = pstats.Stats(profile).stats  # (file, line, name) -> (calls, _, tottime, cumtime, _)
     total = sum(entry[2] for entry in stats.values())
+    print("\n".join(describe_blas()))
     print(f"{'inference, ' if args.inference else ''}{'fusion off' if args.no_fusion else 'fusion on'}, "
           f"{args.threads} threads: median step "
           f"{statistics.median(times) * 1e3:.2f} ms, min {min(times) * 1e3:.2f} ms (no profiler); "
