@@ -140,6 +140,23 @@ def test_the_output_channel_kernel_applies_only_where_it_is_written_for():
         assert not applies(**{**lenet2, **change}), change
 
 
+@pytest.mark.parametrize("case", [Conv(n=5, c=1, o=6, hw=(12, 12), k=(5, 5), p=2),
+                                  Conv(n=3, c=2, o=9, hw=(9, 11), k=(3, 2), s=(1, 2), p=1, d=(2, 1))],
+                         ids=["lenet-conv1-like", "strided-dilated"])
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_backward_weight_without_a_copy_of_gy_gives_the_same_sums(be, case, dtype):
+    """Without backward-input's batch-innermost copy of gy (a first layer), each task lays out its
+    own rows of gy: the weight gradient equals the one from the copy bit for bit, and torch's."""
+    from kernels.numba_cpu import conv_direct
+
+    (x, w, b, gy), (_, _, tgw), (stride, padding, dilation) = conv_oracle(case, dtype, seed=6)
+    alone, _ = conv_direct.backward_weight(gy, x, case.k, stride, padding, dilation, conv_direct.Layouts())
+    copied = conv_direct.Layouts(gy=conv_direct._batch_inner_gradient(gy))
+    from_copy, _ = conv_direct.backward_weight(gy, x, case.k, stride, padding, dilation, copied)
+    np.testing.assert_array_equal(alone, from_copy)
+    assert_array_close(be, alone, tgw, dtype)
+
+
 @pytest.mark.parametrize("algo", ALGOS)
 def test_two_forwards_on_recycled_arrays_each_see_their_own_values(algo):
     """Same shapes, new values, possibly at a freed array's address: nothing from the first call

@@ -438,6 +438,38 @@ def _backward_weight_chunks(gyt, xtp, chunks, sh, sw, dh, dw, kh_, kw_, o_):
                                 o_ - r0, chunks[chunk, r0: r0 + BLOCK])
 
 
+@njit(cache=True)
+def _gradient_row(gy, o, oh, row):
+    """row (OW*N) = row oh of channel o of gy (N, O, OH, OW), batch innermost."""
+    n, ow_ = gy.shape[0], gy.shape[3]
+    for b in range(n):
+        for ow in range(ow_):
+            row[ow * n + b] = gy[b, o, oh, ow]
+
+
+@njit(parallel=True, cache=True)
+def _backward_weight_rows_chunks(gy, xtp, chunks, sh, sw, dh, dw, kh_, kw_):
+    """:func:`_backward_weight_chunks` reading gy (N, O, OH, OW) as it is: each task lays its own
+    rows out batch innermost (:func:`_gradient_row`) and uses them while in cache, the same values
+    in the same order, so the same sums; no batch-innermost copy of gy is written."""
+    n, o_, oh_, ow_ = gy.shape
+    c_, hp, wp = xtp.shape[0], xtp.shape[1], xtp.shape[2]
+    xf = xtp.reshape(-1)
+    runs, m = (1, ow_ * n) if sw == 1 else (ow_, n)
+    offset = tap_offsets(c_, kh_, kw_, hp, wp, dh, dw, n)
+    nblocks, nchunks = chunks.shape[1] // BLOCK, chunks.shape[0]
+    for task in prange(nchunks * nblocks):
+        chunk, r0 = task // nblocks, (task % nblocks) * BLOCK
+        live = min(BLOCK, o_ - r0)
+        g = np.zeros((BLOCK, ow_ * n), gy.dtype)  # rows past O stay zero
+        for oh in range(chunk * oh_ // nchunks, (chunk + 1) * oh_ // nchunks):
+            for i in range(live):
+                _gradient_row(gy, r0 + i, oh, g[i])
+            for r in range(runs):
+                weight_row_sums(g, 0, r * n, xf, offset, (oh * sh * wp + r * sw) * n, m, live,
+                                chunks[chunk, r0: r0 + BLOCK])
+
+
 def backward_weight_into(gyt, xtp, gw, sh, sw, dh, dw):
     """gyt (Op, OH, OW, N), Op a multiple of 4; xtp (C, Hp, Wp, N) the zero-padded input, so every
     tap lands inside it -> fills gw (O, C, KH, KW).
@@ -522,11 +554,15 @@ def backward_input(gy, w, input_hw, stride, padding, dilation, layouts):
 
 
 def backward_weight(gy, x, kernel_hw, stride, padding, dilation, layouts):
-    """gy (N, O, OH, OW), x (N, C, H, W), layouts of this convolution (made here where None)
-    -> (gw (O, C, KH, KW), workspace bytes)."""
-    o = gy.shape[1]
-    gyt = _batch_inner_gradient(gy) if layouts.gy is None else layouts.gy
+    """gy (N, O, OH, OW), x (N, C, H, W), layouts of this convolution (x's copy made here where None)
+    -> (gw (O, C, KH, KW), workspace bytes). Without backward-input's copy of gy, gy is read as it
+    is (:func:`_backward_weight_rows_chunks`); the sums are the same either way."""
     xtp = padded_input(x, kernel_hw, padding, dilation, stride) if layouts.x is None else layouts.x
-    gw = np.empty((o, x.shape[1]) + tuple(kernel_hw), gy.dtype)
-    backward_weight_into(gyt, xtp, gw, *stride, *dilation)
-    return gw, gyt.nbytes + xtp.nbytes
+    gw = np.empty((gy.shape[1], x.shape[1]) + tuple(kernel_hw), gy.dtype)
+    if layouts.gy is not None:
+        backward_weight_into(layouts.gy, xtp, gw, *stride, *dilation)
+        return gw, layouts.gy.nbytes + xtp.nbytes
+    chunks = weight_chunks(gy.shape[2], gw.shape, gy.dtype)
+    _backward_weight_rows_chunks(gy, xtp, chunks, *stride, *dilation, *kernel_hw)
+    sum_chunks_into(chunks, gw)
+    return gw, chunks.nbytes + xtp.nbytes
