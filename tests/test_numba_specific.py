@@ -105,11 +105,12 @@ def test_conv_modules_keep_no_containers_between_calls(module):
 
 
 # LeNet's conv2; a second, partly idle block of output channels and padding; one image, a
-# 3-high kernel, and 21 output columns, whose last block overlaps the one before
+# 3-high kernel, and 21 output columns, whose last block overlaps the one before; a 3x3 kernel
 LANE_CASES = [
     Conv(n=3, c=6, o=16, hw=(14, 14), k=(5, 5)),
     Conv(n=2, c=3, o=20, hw=(12, 12), k=(5, 5), p=1),
     Conv(n=1, c=2, o=33, hw=(9, 23), k=(3, 5), p=(2, 1)),
+    Conv(n=2, c=5, o=16, hw=(11, 12), k=(3, 3), p=1),  # the 3-wide kernel
 ]
 
 
@@ -135,7 +136,8 @@ def test_the_output_channel_kernel_applies_only_where_it_is_written_for():
     lenet2 = dict(x_dtype=np.dtype(np.float32), w_shape=(16, 6, 5, 5), stride=(1, 1), padding=(0, 0),
                   dilation=(1, 1), out_w=10)
     assert applies(**lenet2)
-    for change in (dict(x_dtype=np.dtype(np.float64)), dict(w_shape=(6, 1, 5, 5)), dict(w_shape=(16, 6, 3, 3)),
+    for change in (dict(x_dtype=np.dtype(np.float64)), dict(w_shape=(6, 1, 5, 5)), dict(w_shape=(16, 6, 3, 7)),
+                   dict(w_shape=(16, 6, 1, 1)),
                    dict(stride=(1, 2)), dict(dilation=(2, 1)), dict(padding=(-1, 0)), dict(out_w=9)):
         assert not applies(**{**lenet2, **change}), change
 
