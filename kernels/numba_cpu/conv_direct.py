@@ -8,14 +8,16 @@ of positions is one contiguous run of W*N values. Then:
   row runs, one per kernel tap (c, kh, kw), 8 taps per pass: each accumulator is loaded and
   stored once per 8 fused multiply-adds and every loaded input value feeds 4 of them; LLVM
   vectorises the run. It is processed in L1-sized pieces so the 4 accumulator rows stay in cache
-  across all taps.
+  across all taps. Where ``conv_out_lanes`` applies (16 or more output channels, 5 or 3 wide,
+  stride 1), :func:`forward` uses its kernel instead, which reads x as it is: the same bits.
 * backward-input gathers, per input position, the output positions whose window covered it
   (runs of N). (With stride 1 the forward convolution of gy with the flipped kernel is another
   way: ``kernels.conv_flipped``, chosen by the caller.)
 * backward-weight: 16 dot products (4 output channels x 4 taps) per pass over whole rows.
 
-backward-weight reads the very copies of x and gy that forward and backward-input made: they
-return them (``Layouts``) and the caller passes them on; nothing is kept between calls here.
+backward-weight reads the very copies of x and gy that forward and backward-input made, where
+they made them: they return them (``Layouts``) and the caller passes them on; nothing is kept
+between calls here. Without a copy of gy, each backward-weight task lays out its own rows.
 
 Shapes: x (N, C, H, W), w (O, C, KH, KW), gy (N, O, OH, OW). Geometry args are (h, w) pairs.
 """
@@ -515,7 +517,7 @@ def forward(x, w, b, stride, padding, dilation):
     """x (N, C, H, W), w (O, C, KH, KW), b (O,) or None
     -> (y (N, O, OH, OW), Layouts with x's copy if one was made, workspace bytes).
 
-    Where ``conv_out_lanes`` applies (16 or more output channels, 5 wide, stride 1, ...) its kernel
+    Where ``conv_out_lanes`` applies (16 or more output channels, 5 or 3 wide, stride 1, ...) its kernel
     computes y from x as it is, with the same bits; backward-weight then makes the copy itself."""
     out_w = conv2d_out_hw(x.shape[2:], w.shape[2:], stride, padding, dilation)[1]
     if conv_out_lanes.applies(x.dtype, w.shape, stride, padding, dilation, out_w):
