@@ -1,7 +1,8 @@
 """The Numba CPU backend: every kernel of ``kernels.contract`` compiled with Numba.
 
 Convolution has two algorithms: ``'direct'`` (batch-innermost loops vectorised over N, no
-unfolded buffer) and ``'im2col'`` (Numba unfolds, BLAS multiplies, in workspace-bounded chunks).
+unfolded buffer; its forward vectorises over 16 output channels where ``conv_out_lanes``
+applies) and ``'im2col'`` (Numba unfolds, BLAS multiplies, in workspace-bounded chunks).
 Kernels are compiled on first use and cached on disk (``cache=True``), so later processes start
 fast. :func:`set_num_threads` sets Numba's and BLAS's thread counts together. Numba has no
 float16 arithmetic: float16 arrays are computed in float32 and rounded back (see ``half.py``).
